@@ -1,0 +1,79 @@
+"""Create and describe the service's topics (auto topic creation is off on our brokers)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from streams.config import Settings
+from streams.kafka_options import security_options
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int = 1
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+def service_topics(settings: Settings) -> list[TopicSpec]:
+    """Requests, results, tokens and the dead-letter topic, sized from the settings."""
+    replication = settings.topic_replication_factor
+    durable = {"min.insync.replicas": str(min(2, replication))}
+    return [
+        TopicSpec(name, settings.topic_partitions, replication, durable)
+        for name in (settings.requests_topic, settings.results_topic, settings.tokens_topic,
+                     settings.dlq_topic)
+    ]
+
+
+async def ensure_topics(bootstrap_or_settings: str | Settings, specs: list[TopicSpec]) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created."""
+    admin = AIOKafkaAdminClient(**_admin_options(bootstrap_or_settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [spec for spec in specs if spec.name not in existing]
+        if not missing:
+            return []
+        try:
+            await admin.create_topics([
+                NewTopic(spec.name, spec.partitions, spec.replication_factor,
+                         topic_configs=dict(spec.configs)) for spec in missing
+            ])
+        except TopicAlreadyExistsError:
+            logger.info("topics were created concurrently by another process")
+        return [spec.name for spec in missing]
+    finally:
+        await admin.close()
+
+
+async def describe_topics(bootstrap_or_settings: str | Settings,
+                          names: list[str]) -> list[dict[str, Any]]:
+    """Partition count, leaders and in-sync replicas of each topic."""
+    admin = AIOKafkaAdminClient(**_admin_options(bootstrap_or_settings))
+    await admin.start()
+    try:
+        described = await admin.describe_topics(names)
+    finally:
+        await admin.close()
+    return [
+        {"topic": t["topic"], "error_code": t["error_code"],
+         "partitions": [{"partition": p["partition"], "leader": p["leader"],
+                         "replicas": p["replicas"], "isr": p["isr"]}
+                        for p in sorted(t["partitions"], key=lambda p: p["partition"])]}
+        for t in described
+    ]
+
+
+def _admin_options(bootstrap_or_settings: str | Settings) -> dict[str, Any]:
+    if isinstance(bootstrap_or_settings, Settings):
+        return security_options(bootstrap_or_settings)
+    return {"bootstrap_servers": bootstrap_or_settings}
