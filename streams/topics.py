@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from streams.config import Settings
+from streams.errors import StreamserveError
 from streams.kafka_options import security_options
 
 logger = logging.getLogger(__name__)
@@ -50,9 +52,24 @@ async def ensure_topics(bootstrap_or_settings: str | Settings, specs: list[Topic
             ])
         except TopicAlreadyExistsError:
             logger.info("topics were created concurrently by another process")
+        await _wait_for_leaders(admin, [spec.name for spec in missing])
         return [spec.name for spec in missing]
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str],
+                            timeout_s: float = 30.0) -> None:
+    """Creation returns before every partition has a leader; clients need the leaders."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        described = await admin.describe_topics(names)
+        if all(t["error_code"] == 0 and t["partitions"]
+               and all(p["leader"] >= 0 for p in t["partitions"]) for t in described):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise StreamserveError(f"topics {names} have no leaders after {timeout_s:.0f}s")
+        await asyncio.sleep(0.2)
 
 
 async def describe_topics(bootstrap_or_settings: str | Settings,

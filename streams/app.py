@@ -1,0 +1,77 @@
+"""The faust application: the only module that imports faust.
+
+The app is the worker's service container: it owns the web server (`/metrics`, `/health`,
+`/ready`) and the service lifecycle, while the consume/infer/publish loop is the
+`WorkerEngine` (a hand-written aiokafka loop, for the throughput and commit control measured in
+DESIGN.md). faust's own Kafka consumer and producer are switched off so the app does not join a
+second consumer group next to the engine's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import faust
+from faust.app.base import BootStrategy
+from faust.web import Request, Response, View
+
+logger = logging.getLogger(__name__)
+
+MetricsRenderer = Callable[[], tuple[bytes, str]]
+
+
+class _WebOnlyBoot(BootStrategy):  # type: ignore[misc]
+    enable_kafka = False
+    enable_kafka_consumer = False
+    enable_kafka_producer = False
+    enable_sensors = False
+
+
+class WorkerApp(faust.App):  # type: ignore[misc]
+    BootStrategy = _WebOnlyBoot
+
+
+def build_app(app_id: str, bootstrap_servers: str, web_port: int,
+              render_metrics: MetricsRenderer, is_alive: Callable[[], bool],
+              is_ready: Callable[[], dict[str, Any]]) -> WorkerApp:
+    """A faust app serving the worker's health and metrics endpoints on 127.0.0.1:web_port."""
+    app = WorkerApp(
+        app_id,
+        broker=f"kafka://{bootstrap_servers.split(',')[0]}",
+        web_host="127.0.0.1",
+        web_port=web_port,
+        web_bind="127.0.0.1",
+        autodiscover=False,
+        store="memory://",
+        topic_allow_declare=False,
+    )
+
+    @app.page("/metrics")
+    async def metrics(web: View, request: Request) -> Response:
+        body, content_type = render_metrics()
+        return web.bytes(body, content_type=content_type)
+
+    @app.page("/health")
+    async def health(web: View, request: Request) -> Response:
+        alive = is_alive()
+        return web.json({"alive": alive}, status=200 if alive else 503)
+
+    @app.page("/ready")
+    async def ready(web: View, request: Request) -> Response:
+        state = is_ready()
+        return web.json(state, status=200 if state.get("ready") else 503)
+
+    return app
+
+
+async def serve_with_app(app: WorkerApp, main: Callable[[], Any]) -> None:
+    """Start the app's services, run `main()` (the engine) to completion, stop the services."""
+    await app.start()
+    try:
+        await main()
+    finally:
+        await app.stop()
+        await asyncio.sleep(0)

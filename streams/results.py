@@ -1,0 +1,151 @@
+"""InferenceResult records, built only here so every status fills every field the same way.
+
+Timings are milliseconds. kafka_wait = received - created_at and total = completed_at -
+created_at are derived from the request header, so no caller can make them disagree; both use
+the client's clock for created_at and may be negative when that clock runs ahead. The worker
+supplies the in-process parts (`Timings`): batch_wait = enqueued in the micro-batcher until its
+batch formed, queue_wait = batch formed until inference started, inference = the runner's call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.base import ModelOutput
+from streams.errors import InvalidRequest
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHeader:
+    """What every result needs, known even for a request that fails validation."""
+
+    request_id: str
+    model: str
+    model_version: str | None
+    created_at_ms: int
+    received_at_ms: float  # when the worker consumed it: kafka_wait = received - created
+    reply_topic: str | None = None
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any], received_at_ms: float) -> RequestHeader:
+        # Lenient on purpose: records come from the codec, so types hold, but the header of
+        # a broken request must still be buildable to answer it.
+        return cls(
+            request_id=str(record.get("request_id", "")),
+            model=str(record.get("model", "")),
+            model_version=record.get("model_version"),
+            created_at_ms=int(record.get("created_at", 0)),
+            received_at_ms=received_at_ms,
+            reply_topic=record.get("reply_topic"),
+            attributes=dict(record.get("attributes") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    batch_wait_ms: float = 0.0
+    queue_wait_ms: float = 0.0
+    inference_ms: float = 0.0
+
+
+_NO_TIMINGS = Timings()
+
+
+def ok_result(
+    header: RequestHeader,
+    output: ModelOutput,
+    *,
+    model_version: str,
+    worker_id: str,
+    completed_at_ms: int,
+    timings: Timings,
+    batch_size: int,
+) -> dict[str, Any]:
+    result = _base(header, "ok", model_version, worker_id, completed_at_ms, timings, batch_size)
+    result.update(
+        text=output.text,
+        embedding=output.embedding,
+        label=output.label,
+        score=output.score,
+        finish_reason=output.finish_reason,
+        tokens_in=output.tokens_in,
+        tokens_out=output.tokens_out,
+    )
+    return result
+
+
+def error_result(
+    header: RequestHeader,
+    code: str,
+    message: str,
+    *,
+    worker_id: str,
+    completed_at_ms: int,
+    model_version: str | None = None,
+    timings: Timings = _NO_TIMINGS,
+    batch_size: int = 0,
+) -> dict[str, Any]:
+    """Inference was attempted and failed (runner exception, model crash)."""
+    result = _base(header, "error", model_version, worker_id, completed_at_ms, timings, batch_size)
+    result["error"] = {"code": code, "message": message}
+    return result
+
+
+def rejected_result(
+    header: RequestHeader, error: InvalidRequest, *, worker_id: str, completed_at_ms: int
+) -> dict[str, Any]:
+    """The request broke a rule (validation, unknown model); no model ran."""
+    result = _base(header, "rejected", None, worker_id, completed_at_ms, _NO_TIMINGS, 0)
+    result["error"] = {"code": error.code, "message": error.message}
+    return result
+
+
+def expired_result(
+    header: RequestHeader,
+    *,
+    worker_id: str,
+    completed_at_ms: int,
+    timings: Timings = _NO_TIMINGS,
+) -> dict[str, Any]:
+    """The deadline passed before compute (on arrival or while queued); no model ran."""
+    return _base(header, "expired", None, worker_id, completed_at_ms, timings, 0)
+
+
+def _base(
+    header: RequestHeader,
+    status: str,
+    model_version: str | None,
+    worker_id: str,
+    completed_at_ms: int,
+    timings: Timings,
+    batch_size: int,
+) -> dict[str, Any]:
+    return {
+        "request_id": header.request_id,
+        "model": header.model,
+        "model_version": model_version,
+        "status": status,
+        "text": None,
+        "embedding": None,
+        "label": None,
+        "score": None,
+        "finish_reason": None,
+        "tokens_in": 0,
+        "tokens_out": 0,
+        "timings": {
+            "kafka_wait_ms": float(header.received_at_ms - header.created_at_ms),
+            "queue_wait_ms": float(timings.queue_wait_ms),
+            "batch_wait_ms": float(timings.batch_wait_ms),
+            "inference_ms": float(timings.inference_ms),
+            "total_ms": float(completed_at_ms - header.created_at_ms),
+        },
+        "batch_size": batch_size,
+        "worker_id": worker_id,
+        "error": None,
+        "created_at": header.created_at_ms,
+        "completed_at": completed_at_ms,
+        "attributes": dict(header.attributes),
+    }

@@ -1,0 +1,40 @@
+"""What the engine reports, for metrics and the request log; it knows neither Prometheus nor
+ClickHouse. The app wires an implementation; the default does nothing."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from streams.worker.jobs import Source
+
+
+class WorkerObserver(Protocol):
+    def result_sent(self, result: dict[str, Any], source: Source,
+                    batch_started_at_ms: float | None,
+                    inference_started_at_ms: float | None) -> None:
+        """A result was acknowledged by Kafka (called once per result)."""
+
+    def dead_lettered(self, code: str) -> None:
+        """A record went to the dead-letter topic."""
+
+    def batch_done(self, model: str, size: int, inference_s: float) -> None:
+        """A model lane finished one batch."""
+
+    def assignment_changed(self, partitions: int) -> None:
+        """The consumer now owns this many partitions."""
+
+
+class NullObserver:
+    def result_sent(self, result: dict[str, Any], source: Source,
+                    batch_started_at_ms: float | None,
+                    inference_started_at_ms: float | None) -> None:
+        pass
+
+    def dead_lettered(self, code: str) -> None:
+        pass
+
+    def batch_done(self, model: str, size: int, inference_s: float) -> None:
+        pass
+
+    def assignment_changed(self, partitions: int) -> None:
+        pass
