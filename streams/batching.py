@@ -10,6 +10,7 @@ Items whose deadline passes while queued (`now >= deadline`, as `streams.request
 aside, never batched, and handed back by `expire()`. Removal is lazy (entries are flagged and
 skipped when popped; heaps are rebuilt when mostly dead): O(log n) amortised per operation.
 """
+
 from __future__ import annotations
 
 import heapq

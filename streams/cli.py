@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import sys
@@ -61,13 +62,52 @@ def _stack_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if all(row["running"] for row in rows) else 1
 
 
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.worker.run import run_worker
+
+    return run_worker(settings)
+
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.topics import describe_topics, ensure_topics, service_topics
+
+    specs = service_topics(settings)
+    if args.topics_command == "create":
+        created = asyncio.run(ensure_topics(settings, specs))
+        print(f"created {created}" if created else "all topics already exist")
+    for topic in asyncio.run(describe_topics(settings, [spec.name for spec in specs])):
+        leaders = [p["leader"] for p in topic["partitions"]]
+        print(f"{topic['topic']}: {len(leaders)} partitions, leaders {leaders}"
+              if topic["error_code"] == 0 else f"{topic['topic']}: missing")
+    return 0
+
+
+def _send(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.client_cli import send_and_print
+
+    return asyncio.run(send_and_print(settings, args))
+
+
+def _tail(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.client_cli import tail_results
+
+    return asyncio.run(tail_results(settings, args.limit))
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.demo import run_demo
+
+    return run_demo(settings)
+
+
 def _config(args: argparse.Namespace, settings: Settings) -> int:
     print(json.dumps(settings.masked(), indent=2, default=str))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="streamserve", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="streamserve", description="Kafka-native inference service for transformer models")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -85,6 +125,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("config", help="print the effective settings, secrets masked"
                         ).set_defaults(handler=_config)
+    commands.add_parser("worker", help="run a worker (models from the registry)"
+                        ).set_defaults(handler=_worker)
+    topics = commands.add_parser("topics", help="create or describe the service topics")
+    topics.add_argument("topics_command", choices=("create", "describe"))
+    topics.set_defaults(handler=_topics)
+    send = commands.add_parser("send", help="publish one request, wait, print the result")
+    send.add_argument("text")
+    send.add_argument("--model", default="smollm2")
+    send.add_argument("--task", choices=("generate", "embed", "classify"), default=None,
+                      help="default: generate for smollm2, embed otherwise")
+    send.add_argument("--label", action="append", default=[], help="classify label (repeat)")
+    send.add_argument("--max-new-tokens", type=int, default=None)
+    send.add_argument("--temperature", type=float, default=None)
+    send.add_argument("--chat", action="store_true", help="send the text as a user message")
+    send.add_argument("--timeout", type=float, default=120.0)
+    send.set_defaults(handler=_send)
+    tail = commands.add_parser("tail", help="follow the results topic")
+    tail.add_argument("--limit", type=int, default=0, help="stop after N results (0 = never)")
+    tail.set_defaults(handler=_tail)
+    commands.add_parser("demo", help="local Kafka + real models + ClickHouse, end to end"
+                        ).set_defaults(handler=_demo)
     return parser
 
 
@@ -97,6 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logging.basicConfig(level="DEBUG" if args.verbose else settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # Library chatter (group joins, service start/stop lines) buries our own output.
+        for noisy in ("aiokafka", "faust", "mode", "streams.app"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     handler: Handler = args.handler
     try:
         return handler(args, settings)

@@ -66,7 +66,8 @@ class SchemaCatalog:
         """Register a schema (JSON text or parsed JSON) under `schema_id`.
 
         `subject` defaults to the record's full name, which is how subjects are named here, so a
-        schema fetched from a registry by id alone lands in the right subject.
+        schema fetched from a registry by id alone lands in the right subject. Without a
+        `version` it is readable but never becomes the subject's newest (written) version.
         """
         raw = json.loads(schema) if isinstance(schema, str) else dict(schema)
         # A fresh named-types table per schema: two subjects may both define e.g. `Task`.
@@ -75,12 +76,10 @@ class SchemaCatalog:
         known = self._by_id.get(schema_id)
         if known is not None and known.subject != subject:
             raise ValueError(f"schema id {schema_id} already belongs to {known.subject}")
-        latest = self._latest.get(subject)
-        if version is None:
-            version = latest.version + 1 if latest else 1
-        registered = RegisteredSchema(schema_id, subject, version, parsed)
+        registered = RegisteredSchema(schema_id, subject, version or 0, parsed)
         self._by_id[schema_id] = registered
-        if latest is None or version >= latest.version:
+        latest = self._latest.get(subject)
+        if version is not None and (latest is None or version >= latest.version):
             self._latest[subject] = registered
         return registered
 

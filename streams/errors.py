@@ -96,3 +96,13 @@ class SpoolError(StorageError):
 
     code = "spool"
     retriable = False
+
+
+class SchemaRegistryError(StreamserveError):
+    """The schema registry refused a request or could not be reached (then retriable)."""
+
+    code = "schema_registry"
+
+    def __init__(self, message: str, *, retriable: bool) -> None:
+        super().__init__(message)
+        self.retriable = retriable

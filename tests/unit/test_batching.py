@@ -152,7 +152,7 @@ def test_many_expiries_keep_internal_heaps_small() -> None:
     assert len(b.expire(10**6)) == 2500 and b.pending == 2500
     queue = b._queues["m"]
     assert len(queue.heap) <= 2 * queue.count + 16
-    assert sum(len(x) for x in b.ready(10**6)) == 2500
+    assert sum(len(x.items) for x in b.ready(10**6)) == 2500
 
 
 def test_invalid_configuration_and_tokens() -> None:

@@ -213,11 +213,15 @@ def test_old_writer_version_decodes_into_current_reader() -> None:
     assert current.decode(current.encode(decoded)) == decoded
 
 
-def test_schema_added_by_id_alone_lands_in_its_subject() -> None:
-    catalog = SchemaCatalog()
+def test_schema_added_by_id_alone_lands_in_its_subject_read_only() -> None:
+    catalog = SchemaCatalog.builtin()
     v1 = next(e for e in load_catalog() if e.subject == RESULT_SUBJECT)
-
-    added = catalog.add(42, json.dumps(v1.load()))
-    assert (added.subject, added.version) == (RESULT_SUBJECT, 1)
+    added = catalog.add(42, json.dumps(v1.load()))  # as fetched from a registry by id
+    assert (added.subject, added.version) == (RESULT_SUBJECT, 0)
+    assert catalog.latest(RESULT_SUBJECT).schema_id == 2  # readable, never the written version
+    payload = RecordCodec(catalog, RESULT_SUBJECT, schema_id=42).encode(full_result())
+    assert result_codec(catalog).decode(payload) == full_result()
     with pytest.raises(ValueError, match="already belongs"):
-        catalog.add(42, catalog_with_request_v2().latest(REQUEST_SUBJECT).parsed)
+        catalog.add(42, catalog.latest(REQUEST_SUBJECT).parsed)
+    with pytest.raises(KeyError, match="no schema for subject"):
+        SchemaCatalog().latest(RESULT_SUBJECT)

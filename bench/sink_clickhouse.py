@@ -1,0 +1,106 @@
+"""Request-log sink on chDB: insert throughput (rows/s) and the caller's cost of add() (µs/row).
+
+    .venv/bin/python bench/sink_clickhouse.py [--rows 200000] [--repeats 3]
+
+Rows are built before timing. `add_us` is the event-loop cost of add() while the sink thread
+inserts concurrently; `add_us_noop` the same into a target that does nothing (pure buffering);
+`rows_per_s` is first add() to flush() returning, i.e. rows landed in chDB per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from streams.config import Settings
+from streams.migrations import migrate
+from streams.sinks.clickhouse import RequestLogSink
+from streams.sinks.request_log import Block, RequestLogRow
+from streams.sinks.target import ClickHouseInserter
+from streams.storage import client_factory, connect
+
+
+def make_rows(count: int, run: int) -> list[RequestLogRow]:
+    now = time.time()
+    return [
+        RequestLogRow(f"run{run}-{i:08d}", f"model-{i % 3}", "ok", created_at=now - 0.2,
+                      completed_at=now, worker="bench", batch_size=32, partition=i % 4,
+                      offset=i, tokens_in=32, kafka_wait_ms=3.0, queue_wait_ms=1.5,
+                      inference_ms=40.0 + i % 50, total_ms=50.0 + i % 50)
+        for i in range(count)
+    ]
+
+
+def run_once(settings: Settings, spool: Path, rows: list[RequestLogRow]) -> dict[str, float]:
+    table = f"`{settings.clickhouse_database}`.request_log"
+    inserter = ClickHouseInserter(client_factory(settings), table)
+    blocks: list[int] = []
+
+    def insert(block: Block) -> None:
+        blocks.append(block.rows)
+        inserter(block)
+
+    sink = RequestLogSink(insert, spool)
+    start = time.perf_counter()
+    for row in rows:
+        sink.add(row)
+    added = time.perf_counter()
+    assert sink.flush(timeout=300)
+    done = time.perf_counter()
+    sink.close()
+    inserter.close()
+    return {
+        "add_us": (added - start) / len(rows) * 1e6,
+        "rows_per_s": len(rows) / (done - start),
+        "blocks": len(blocks),
+        "mean_block_rows": statistics.mean(blocks),
+    }
+
+
+def add_noop(spool: Path, rows: list[RequestLogRow]) -> float:
+    sink = RequestLogSink(lambda block: None, spool)
+    start = time.perf_counter()
+    for row in rows:
+        sink.add(row)
+    elapsed = time.perf_counter() - start
+    sink.close()
+    return elapsed / len(rows) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp), clickhouse_url=None)
+        client = connect(settings)  # held open: the engine stays up between runs
+        migrate(client, settings.clickhouse_database)
+        runs = []
+        for run in range(args.repeats):
+            rows = make_rows(args.rows, run)
+            runs.append(run_once(settings, Path(tmp) / "spool" / f"b{run}.jsonl", rows))
+        noop = [add_noop(Path(tmp) / "spool" / f"n{i}.jsonl", make_rows(args.rows, 99))
+                for i in range(args.repeats)]
+        stored = client.query("SELECT count() FROM streamserve.request_log FINAL").result_rows
+        client.close()
+    report = {
+        "rows_per_run": args.rows,
+        "rows_per_s_median": statistics.median(r["rows_per_s"] for r in runs),
+        "add_us_median": statistics.median(r["add_us"] for r in runs),
+        "add_us_noop_median": statistics.median(noop),
+        "runs": runs,
+        "rows_stored": stored[0][0],
+        "load_avg_1m": os.getloadavg()[0],
+        "cpus": os.cpu_count(),
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

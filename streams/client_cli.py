@@ -1,0 +1,79 @@
+"""What `streamserve send` and `streamserve tail` print."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from streams.client import InferenceClient, new_request
+from streams.codec import result_codec
+from streams.config import Settings
+from streams.errors import DecodeError
+from streams.kafka_options import security_options
+
+
+def build_request(args: argparse.Namespace) -> dict[str, Any]:
+    task = args.task or ("generate" if args.model == "smollm2" else "embed")
+    chat = args.chat or (task == "generate" and args.model == "smollm2")
+    parameters = {k: v for k, v in {"max_new_tokens": args.max_new_tokens,
+                                     "temperature": args.temperature}.items() if v is not None}
+    return new_request(args.model, task, text=None if chat else args.text,
+                       messages=[{"role": "user", "content": args.text}] if chat else [],
+                       labels=args.label, parameters=parameters)
+
+
+def describe_result(result: dict[str, Any]) -> str:
+    """One human-readable block: the answer, then the per-stage timings."""
+    status = result["status"]
+    if status != "ok":
+        error = result.get("error") or {}
+        answer = f"{status}: {error.get('code', '')} {error.get('message', '')}".strip()
+    elif result.get("text") is not None:
+        answer = result["text"].strip()
+    elif result.get("embedding") is not None:
+        vector = result["embedding"]
+        answer = f"embedding[{len(vector)}] = [{', '.join(f'{v:.3f}' for v in vector[:4])}, ...]"
+    else:
+        answer = f"label={result.get('label')} score={result.get('score') or 0:.3f}"
+    t = result["timings"]
+    timing = (f"total {t['total_ms']:.0f} ms = kafka {t['kafka_wait_ms']:.0f} + batch "
+              f"{t['batch_wait_ms']:.0f} + queue {t['queue_wait_ms']:.0f} + inference "
+              f"{t['inference_ms']:.0f} (+ publish); batch of {result['batch_size']}, "
+              f"tokens {result['tokens_in']}→{result['tokens_out']}, {result['worker_id']}")
+    return f"{answer}\n  {timing}"
+
+
+async def send_and_print(settings: Settings, args: argparse.Namespace) -> int:
+    request = build_request(args)
+    async with InferenceClient(settings) as client:
+        result = await client.infer(request, timeout_s=args.timeout)
+    print(describe_result(result))
+    return 0 if result["status"] == "ok" else 1
+
+
+async def tail_results(settings: Settings, limit: int) -> int:
+    codec = result_codec()
+    consumer = AIOKafkaConsumer(settings.results_topic, group_id=None,
+                                auto_offset_reset="latest", **security_options(settings))
+    await consumer.start()
+    seen = 0
+    try:
+        while limit <= 0 or seen < limit:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for record in records:
+                    try:
+                        result = codec.decode(record.value or b"")
+                    except DecodeError as exc:
+                        print(f"[{record.partition}@{record.offset}] undecodable: {exc}")
+                        continue
+                    seen += 1
+                    print(f"[{record.partition}@{record.offset}] {result['request_id']} "
+                          f"{result['model']}: {describe_result(result)}", flush=True)
+    except asyncio.CancelledError:
+        pass
+    finally:
+        await consumer.stop()
+    return 0

@@ -1,0 +1,157 @@
+"""`streamserve demo` / `make demo`: the whole service on this machine, end to end.
+
+Starts the local Kafka (unless one is already running), one worker process with the real
+SmolLM2 and MiniLM models, sends real prompts and embedding requests through Kafka, prints the
+answers with per-stage latency and a small load summary, then stops everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import defaultdict
+from typing import Any
+
+from streams.client import InferenceClient, new_request
+from streams.client_cli import describe_result
+from streams.config import Settings
+from streams.stack import open_stack
+from streams.stack.broker import free_port
+from streams.topics import ensure_topics, service_topics
+
+PROMPTS = [
+    "What is the capital of France?",
+    "Give me three tips for writing clean Python code.",
+    "Explain in one sentence what Apache Kafka is.",
+    "Write a haiku about streaming data.",
+]
+SENTENCES = [
+    "A man is playing a guitar on stage.",
+    "Someone performs music with a guitar.",
+    "The stock market fell sharply today.",
+    "Kafka partitions spread load across consumers.",
+]
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def run_demo(settings: Settings) -> int:
+    cluster = open_stack(settings)
+    started_kafka = not all(node.running for node in cluster.nodes)
+    if started_kafka:
+        _say("== starting Apache Kafka (KRaft) ...")
+        seconds = cluster.up(timeout_s=settings.kafka_start_timeout_s)
+        _say(f"   ready in {seconds:.1f}s at {cluster.bootstrap_servers}")
+    settings = settings.model_copy(update={"kafka_bootstrap_servers": cluster.bootstrap_servers,
+                                           "web_port": free_port()})
+    asyncio.run(ensure_topics(settings, service_topics(settings)))
+    worker = _start_worker(settings)
+    try:
+        _wait_ready(settings, worker)
+        asyncio.run(_conversation(settings))
+    finally:
+        _say("== stopping the worker (SIGTERM: drain, commit, leave the group) ...")
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        if started_kafka:
+            _say("== stopping Kafka ...")
+            cluster.down()
+    return 0
+
+
+def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "STREAMSERVE_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+           "STREAMSERVE_WEB_PORT": str(settings.web_port),
+           "STREAMSERVE_DATA_DIR": str(settings.data_dir),
+           "STREAMSERVE_WORKER_ID": "demo-worker-1"}
+    _say("== starting a worker with SmolLM2-135M-Instruct and all-MiniLM-L6-v2 ...")
+    return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env)
+
+
+def _wait_ready(settings: Settings, worker: subprocess.Popen[bytes],
+                timeout_s: float = 600.0) -> None:
+    """Poll /ready, with a progress line, until the models are loaded and partitions assigned."""
+    started = time.monotonic()
+    url = f"http://127.0.0.1:{settings.web_port}/ready"
+    spinner = "|/-\\"
+    tick = 0
+    while True:
+        if worker.poll() is not None:
+            raise SystemExit(f"the worker exited with code {worker.returncode} during start-up")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                state = json.loads(response.read())
+            if state.get("ready"):
+                sys.stderr.write("\n")
+                _say(f"   worker ready after {time.monotonic() - started:.1f}s: {state}")
+                return
+        except OSError:
+            pass
+        if time.monotonic() - started > timeout_s:
+            raise SystemExit(f"the worker was not ready within {timeout_s:.0f}s")
+        sys.stderr.write(f"\r   loading models {spinner[tick % 4]} "
+                         f"{time.monotonic() - started:5.1f}s")
+        sys.stderr.flush()
+        tick += 1
+        time.sleep(0.5)
+
+
+async def _conversation(settings: Settings) -> None:
+    async with InferenceClient(settings) as client:
+        _say("\n== generation (SmolLM2, chat, greedy) ==")
+        for prompt in PROMPTS:
+            result = await client.infer(new_request(
+                "smollm2", "generate", messages=[{"role": "user", "content": prompt}],
+                parameters={"max_new_tokens": 48}), timeout_s=300)
+            _say(f"> {prompt}\n{describe_result(result)}\n")
+        _say("== embeddings (MiniLM) ==")
+        for sentence in SENTENCES:
+            result = await client.infer(new_request("minilm", "embed", text=sentence))
+            _say(f"> {sentence}\n{describe_result(result)}")
+        result = await client.infer(new_request(
+            "minilm", "classify", text="This service is fast and a joy to use!",
+            labels=["praise", "complaint", "question"]))
+        _say(f"\n> classify 'This service is fast and a joy to use!'\n{describe_result(result)}")
+        await _burst(client)
+
+
+async def _burst(client: InferenceClient) -> None:
+    """Concurrent requests, so micro-batches form: throughput, latency, batch sizes per model."""
+    _say("\n== a burst: 256 embeddings + 16 generations sent at once ==")
+    requests = [new_request("minilm", "embed", text=f"{SENTENCES[i % 4]} (variant {i})")
+                for i in range(256)]
+    requests += [new_request("smollm2", "generate",
+                             messages=[{"role": "user", "content": PROMPTS[i % 4]}],
+                             parameters={"max_new_tokens": 32}) for i in range(16)]
+    started = time.monotonic()
+    results = await client.infer_many(requests, timeout_s=600)
+    elapsed = time.monotonic() - started
+    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for result in results:
+        by_model[result["model"]].append(result)
+    for model, rows in sorted(by_model.items()):
+        totals = sorted(r["timings"]["total_ms"] for r in rows)
+        done = max(r["completed_at"] for r in rows) - min(r["created_at"] for r in rows)
+        sizes = sorted({r["batch_size"] for r in rows})
+        statuses = {s: sum(1 for r in rows if r["status"] == s) for s in {r["status"] for r in rows}}
+        _say(f"{model:8} {len(rows):4} requests {statuses}: {len(rows) / (done / 1000):6.1f} req/s, "
+             f"p50 {_pct(totals, 50):6.0f} ms, p99 {_pct(totals, 99):6.0f} ms, "
+             f"batch sizes {sizes}")
+    _say(f"all {len(results)} answered in {elapsed:.1f}s")
+
+
+def _pct(values: list[float], pct: float) -> float:
+    index = min(len(values) - 1, max(0, round(pct / 100 * len(values) + 0.5) - 1))
+    return values[index]
