@@ -34,16 +34,16 @@ class WorkerApp(faust.App):  # type: ignore[misc]
     BootStrategy = _WebOnlyBoot
 
 
-def build_app(app_id: str, bootstrap_servers: str, web_port: int,
+def build_app(app_id: str, bootstrap_servers: str, web_host: str, web_port: int,
               render_metrics: MetricsRenderer, is_alive: Callable[[], bool],
               is_ready: Callable[[], dict[str, Any]]) -> WorkerApp:
-    """A faust app serving the worker's health and metrics endpoints on 127.0.0.1:web_port."""
+    """A faust app serving the worker's health and metrics endpoints on web_host:web_port."""
     app = WorkerApp(
         app_id,
         broker=f"kafka://{bootstrap_servers.split(',')[0]}",
-        web_host="127.0.0.1",
+        web_host=web_host,
         web_port=web_port,
-        web_bind="127.0.0.1",
+        web_bind=web_host,
         autodiscover=False,
         store="memory://",
         topic_allow_declare=False,
