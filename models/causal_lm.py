@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,13 @@ class CausalLMRunner:
         self._model: Any = model
         self._tokenizer = tokenizer
         self._device = hf.resolve_device(spec.device)
+        # One batch at a time: the service may call from several threads, and interleaving
+        # two forward passes on one model only makes both slower.
+        self._lock = threading.Lock()
         if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
+            if tokenizer.eos_token is None:
+                raise ModelLoadError(f"model {spec.key}: the tokenizer has no pad or EOS token")
+            tokenizer.pad_token = tokenizer.eos_token  # pads are masked out; any id will do
         self._pad_id: int = tokenizer.pad_token_id
         # An empty prompt still needs one token to condition on.
         starts = (tokenizer.bos_token_id, tokenizer.eos_token_id, self._pad_id)
@@ -65,12 +71,14 @@ class CausalLMRunner:
         if task != "generate":
             raise InvalidModelInput(f"model {self.name} does not support task {task!r}")
         outputs: list[ModelOutput] = []
-        for start in range(0, len(batch), self.max_batch_size):
-            outputs.extend(self._generate(batch[start : start + self.max_batch_size]))
+        with self._lock:
+            for start in range(0, len(batch), self.max_batch_size):
+                outputs.extend(self._generate(batch[start : start + self.max_batch_size]))
         return outputs
 
     def close(self) -> None:
-        self._model = None
+        with self._lock:
+            self._model = None
         gc.collect()
         hf.release(self._device)
 
@@ -142,7 +150,10 @@ class CausalLMRunner:
         return torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long)
 
     def _decode(self, tokens: Sequence[int]) -> str:
-        text = self._tokenizer.decode(list(tokens), skip_special_tokens=True)
+        # No clean-up pass: it strips spaces before punctuation, which corrupts BPE output.
+        text = self._tokenizer.decode(
+            list(tokens), skip_special_tokens=True, clean_up_tokenization_spaces=False
+        )
         return text if isinstance(text, str) else "".join(text)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,9 @@ class EncoderRunner:
         self._model: Any = model
         self._tokenizer = tokenizer
         self._device = hf.resolve_device(spec.device)
+        # One batch at a time: the service may call from several threads, and interleaving
+        # two forward passes on one model only makes both slower.
+        self._lock = threading.Lock()
         # Requests tend to reuse the same label sets: embed each label once.
         self._labels: OrderedDict[str, torch.Tensor] = OrderedDict()
 
@@ -55,20 +59,23 @@ class EncoderRunner:
     def run(self, task: Task, batch: Sequence[ModelInput]) -> list[ModelOutput]:
         if task not in self.tasks:
             raise InvalidModelInput(f"model {self.name} does not support task {task!r}")
-        vectors, counts = self.embed([_text(item) for item in batch])
-        if task == "embed":
+        texts = [_text(item) for item in batch]
+        with self._lock:
+            vectors, counts = self.embed(texts)
+            if task == "embed":
+                return [
+                    ModelOutput(embedding=v.tolist(), tokens_in=n)
+                    for v, n in zip(vectors, counts, strict=True)
+                ]
             return [
-                ModelOutput(embedding=v.tolist(), tokens_in=n)
-                for v, n in zip(vectors, counts, strict=True)
+                self._classify(item, vector, n)
+                for item, vector, n in zip(batch, vectors, counts, strict=True)
             ]
-        return [
-            self._classify(item, vector, n)
-            for item, vector, n in zip(batch, vectors, counts, strict=True)
-        ]
 
     def close(self) -> None:
-        self._model = None
-        self._labels.clear()
+        with self._lock:
+            self._model = None
+            self._labels.clear()
         gc.collect()
         hf.release(self._device)
 

@@ -26,8 +26,9 @@ from streams.errors import DecodeError, EncodeError
 MAGIC = 0
 HEADER_SIZE = 5
 
-# What fastavro raises on a truncated or garbled body (found by fuzzing the request schema:
-# see tests/unit/test_codec.py). A bare `except Exception` would also hide our own bugs.
+# What fastavro raises on a garbled body. Fuzzing (tests/unit/test_codec.py) shows EOFError,
+# UnicodeDecodeError (a ValueError) and IndexError (bad enum/union index); the rest are
+# defensive. Not `except Exception`: that would also hide our own bugs.
 _CORRUPT = (EOFError, ValueError, IndexError, KeyError, TypeError, OverflowError, MemoryError)
 # What fastavro raises when a record does not fit its schema.
 _UNFIT = (ValueError, TypeError, KeyError, AttributeError, OverflowError)

@@ -38,6 +38,7 @@ MAX_STOP_CHARS = 64
 MAX_LABELS = 32
 MAX_LABEL_CHARS = 128
 CHAT_ROLES = frozenset({"system", "user", "assistant"})
+_UNUSED_PARAMETERS = GenerationParameters()  # frozen, so one shared instance is safe (and cheaper)
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def validate_request(
     params = (
         _parameters(record.get("parameters") or {}, limits.max_new_tokens)
         if task == "generate"
-        else GenerationParameters()
+        else _UNUSED_PARAMETERS
     )
     model_input = ModelInput(rid, text, messages, labels, params)
     return WorkItem(

@@ -70,13 +70,18 @@ def connect_server(settings: Settings, *, timeout_s: float = 10.0) -> Client:
     url = settings.clickhouse_url or ""
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ConfigError(f"STREAMSERVE_CLICKHOUSE_URL must be http(s)://host:port, got {url!r}")
+        raise ConfigError("STREAMSERVE_CLICKHOUSE_URL must look like http(s)://host:port")
     secure = parts.scheme == "https"
+    try:
+        port = parts.port or (8443 if secure else 8123)
+    except ValueError as exc:
+        raise ConfigError("STREAMSERVE_CLICKHOUSE_URL has an invalid port") from exc
+    shown = f"{parts.scheme}://{parts.hostname}:{port}"  # never echo userinfo from the URL
     password = settings.clickhouse_password
     try:
         return clickhouse_connect.get_client(
             host=parts.hostname,
-            port=parts.port or (8443 if secure else 8123),
+            port=port,
             username=settings.clickhouse_username,
             password=password.get_secret_value() if password else "",
             secure=secure,
@@ -84,8 +89,7 @@ def connect_server(settings: Settings, *, timeout_s: float = 10.0) -> Client:
             send_receive_timeout=max(timeout_s, 30.0),
         )
     except ClickHouseError as exc:
-        # The URL carries no secret (the password is a separate setting), so it may be shown.
-        raise StorageError(f"cannot reach ClickHouse at {url}: {exc}") from exc
+        raise StorageError(f"cannot reach ClickHouse at {shown}: {exc}") from exc
 
 
 def _lock_holder(path: Path) -> str | None:

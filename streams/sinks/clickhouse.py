@@ -19,9 +19,8 @@ from pathlib import Path
 
 from streams.errors import StorageError
 from streams.sinks.options import SinkOptions
-from streams.sinks.request_log import Block, RequestLogRow, to_block
+from streams.sinks.request_log import Block, InsertFn, RequestLogRow, to_block
 from streams.sinks.spool import Spool
-from streams.sinks.target import InsertFn
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ become DateTime64(3) ticks (integer milliseconds) only when a block is built, of
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +94,9 @@ class Block:
     @property
     def rows(self) -> int:
         return len(self.columns[0]) if self.columns else 0
+
+
+InsertFn = Callable[[Block], object]  # a sink's target: inserts one block or raises
 
 
 def block_token(request_ids: Sequence[str]) -> str:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
 
-from streams.sinks.request_log import COLUMNS, Block
+from clickhouse_connect.driver.client import Client
+
+from streams.config import Settings
+from streams.migrations import migrate, quote_database
+from streams.sinks.clickhouse import RequestLogSink
+from streams.sinks.options import SinkOptions
+from streams.sinks.request_log import COLUMNS, Block, InsertFn
+from streams.storage import ClientFactory, client_factory, connect
 
 logger = logging.getLogger(__name__)
 
 _TYPES = dict(COLUMNS)
-
-InsertFn = Callable[[Block], object]  # the sink's target: inserts one block or raises
 
 
 class ClickHouseInserter:
@@ -21,16 +24,17 @@ class ClickHouseInserter:
     Called only from the sink's thread, so the client (chDB or HTTP) lives on one thread.
     """
 
-    def __init__(self, factory: Callable[[], Any], table: str) -> None:
+    def __init__(self, factory: ClientFactory, table: str) -> None:
         self._factory = factory
         self._table = table  # qualified, e.g. `streamserve`.request_log
-        self._client: Any = None
+        self._client: Client | None = None
 
     def __call__(self, block: Block) -> None:
         if self._client is None:
             self._client = self._factory()
+        client = self._client
         try:
-            self._client.insert(
+            client.insert(
                 self._table,
                 block.columns,
                 column_names=list(block.names),
@@ -49,3 +53,24 @@ class ClickHouseInserter:
                 client.close()
             except Exception:  # a broken client's close must not mask the insert error
                 logger.debug("closing a failed ClickHouse client", exc_info=True)
+
+
+def request_log_table(settings: Settings) -> str:
+    return f"{quote_database(settings.clickhouse_database)}.request_log"
+
+
+def open_request_log_sink(
+    settings: Settings, name: str = "request_log", options: SinkOptions | None = None,
+    *, migrate_first: bool = True,
+) -> RequestLogSink:
+    """The worker's sink: target from the settings (chDB or server), spool at
+    `<data_dir>/spool/<name>.jsonl` (one name per process: the spool is locked). Blocks while it
+    applies the migrations, so call it at startup, not on the event loop's hot path."""
+    if migrate_first:
+        client = connect(settings)
+        try:
+            migrate(client, settings.clickhouse_database)
+        finally:
+            client.close()
+    target: InsertFn = ClickHouseInserter(client_factory(settings), request_log_table(settings))
+    return RequestLogSink(target, settings.data_dir / "spool" / f"{name}.jsonl", options)

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import shutil
+import signal
 import socket
 import time
 from dataclasses import asdict, dataclass, field
@@ -155,11 +156,16 @@ class LocalCluster:
         self.wait_ready(timeout_s)
 
     def down(self, purge: bool = False) -> list[int]:
-        """Stop every node by the PID we recorded; `purge` also deletes the data. Returns PIDs."""
+        """Stop every node by the PID we recorded; `purge` also deletes the data. Returns PIDs.
+
+        With `purge` the nodes are SIGKILLed: their data is deleted anyway, and a controlled
+        shutdown of the last nodes of a quorum can wait long for voters that are gone.
+        """
         stopped = []
+        sig = signal.SIGKILL if purge else signal.SIGTERM
         for node in self.nodes:
             if node.pid is not None and node.running:
-                broker.stop_pid(node.pid)
+                broker.stop_pid(node.pid, sig=sig)
                 stopped.append(node.pid)
             node.pid = None
         if purge:

@@ -123,7 +123,9 @@ def test_a_request_logged_twice_counts_once(tmp_path: Path) -> None:
         assert client.query("SELECT count() FROM ss.request_log").result_rows[0][0] == 3
         rates = client.query("SELECT requests, ok, errors FROM ss.status_rates(since_s=3600)")
         assert rates.result_rows == [(2, 1, 1)]
-        throughput = client.query("SELECT sum(requests) FROM ss.throughput_per_minute(since_s=3600)")
+        throughput = client.query(
+            "SELECT sum(requests) FROM ss.throughput_per_minute(since_s=3600)"
+        )
         assert throughput.result_rows[0][0] == 2
     finally:
         client.close()

@@ -13,7 +13,7 @@ from streams.migrations import migrate, quote_database
 from streams.sinks.clickhouse import RequestLogSink
 from streams.sinks.options import SinkOptions
 from streams.sinks.request_log import RequestLogRow
-from streams.sinks.target import ClickHouseInserter
+from streams.sinks.target import ClickHouseInserter, open_request_log_sink
 from streams.storage import client_factory, connect
 
 pytestmark = pytest.mark.integration
@@ -60,9 +60,10 @@ def chdb_settings(tmp_path: Path) -> Settings:
     return settings
 
 
-def test_the_sink_writes_20000_rows(chdb_settings: Settings, tmp_path: Path) -> None:
-    inserter = ClickHouseInserter(client_factory(chdb_settings), table(chdb_settings))
-    sink = RequestLogSink(inserter, tmp_path / "spool" / "request_log.jsonl")
+def test_the_sink_writes_20000_rows(chdb_settings: Settings) -> None:
+    sink = open_request_log_sink(chdb_settings, "worker-1")
+    assert sink.spool_depth == 0
+    assert (chdb_settings.data_dir / "spool" / "worker-1.lock").exists()
     try:
         for item in rows(20_000):
             sink.add(item)
