@@ -23,14 +23,14 @@ logger = logging.getLogger(__name__)
 MetricsRenderer = Callable[[], tuple[bytes, str]]
 
 
-class _WebOnlyBoot(BootStrategy):  # type: ignore[misc]
+class _WebOnlyBoot(BootStrategy):
     enable_kafka = False
     enable_kafka_consumer = False
     enable_kafka_producer = False
     enable_sensors = False
 
 
-class WorkerApp(faust.App):  # type: ignore[misc]
+class WorkerApp(faust.App):
     BootStrategy = _WebOnlyBoot
 
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 from streams.client import InferenceClient, new_request
@@ -145,8 +145,9 @@ async def _burst(client: InferenceClient) -> None:
         totals = sorted(r["timings"]["total_ms"] for r in rows)
         done = max(r["completed_at"] for r in rows) - min(r["created_at"] for r in rows)
         sizes = sorted({r["batch_size"] for r in rows})
-        statuses = {s: sum(1 for r in rows if r["status"] == s) for s in {r["status"] for r in rows}}
-        _say(f"{model:8} {len(rows):4} requests {statuses}: {len(rows) / (done / 1000):6.1f} req/s, "
+        statuses = Counter(r["status"] for r in rows)
+        _say(f"{model:8} {len(rows):4} requests {dict(statuses)}: "
+             f"{len(rows) / (done / 1000):6.1f} req/s, "
              f"p50 {_pct(totals, 50):6.0f} ms, p99 {_pct(totals, 99):6.0f} ms, "
              f"batch sizes {sizes}")
     _say(f"all {len(results)} answered in {elapsed:.1f}s")

@@ -1,4 +1,4 @@
-"""The local Apache Kafka stack behind `streamserve stack up | down | status` and the test fixtures."""
+"""The local Apache Kafka stack behind `streamserve stack up|down|status` and test fixtures."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from streams.errors import StackError
 from streams.stack.cluster import LocalCluster
 from streams.stack.jars import default_libs_dir
 
-__all__ = ["LocalCluster", "libs_dir_for", "stack_dir", "open_stack"]
+__all__ = ["LocalCluster", "libs_dir_for", "open_stack", "stack_dir"]
 
 
 def stack_dir(settings: Settings) -> Path:

@@ -7,6 +7,7 @@ process functions run `java -cp '<libs>/*' kafka.Kafka` exactly as the Kafka dis
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import signal
@@ -161,7 +162,7 @@ def start_node(libs_dir: Path, node: NodeSpec, heap: str) -> subprocess.Popen[by
     for port in (node.broker_port, node.controller_port):
         if port_in_use(port):
             raise StackError(f"port {LOOPBACK}:{port} for Kafka node {node.node_id} is taken")
-    command = _java_command(libs_dir, node, heap, "kafka.Kafka") + [str(node.properties_file)]
+    command = [*_java_command(libs_dir, node, heap, "kafka.Kafka"), str(node.properties_file)]
     console = open(node.directory / "console.log", "ab")  # noqa: SIM115 - owned by the child
     try:
         return subprocess.Popen(command, stdout=console, stderr=subprocess.STDOUT,
@@ -218,10 +219,8 @@ def stop_pid(pid: int, timeout_s: float = 20.0, sig: int = signal.SIGTERM) -> No
 
 def _reap(pid: int) -> None:
     """Collect the exit status if `pid` is our child, so it does not linger as a zombie."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def check_started(node: NodeSpec, process_pid: int) -> None:

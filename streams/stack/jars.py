@@ -48,15 +48,17 @@ def resolve_kafka_jars(libs_dir: Path, kafka_version: str, pom: Path = DEFAULT_P
     partial = libs_dir.with_name(libs_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     print(f"resolving Apache Kafka {kafka_version} jars with Maven into {libs_dir} ...",
-          file=sys.stderr, flush=True)
+          file=sys.stderr, flush=True)  # a progress line: the first resolve takes a while
     command = [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
                f"-DoutputDirectory={partial}", f"-Dkafka.version={kafka_version}"]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-20:])
-        raise StackError(f"Maven could not resolve the Kafka jars (exit {done.returncode}):\n{tail}")
+        raise StackError(
+            f"Maven could not resolve the Kafka jars (exit {done.returncode}):\n{tail}")
     if not is_resolved(partial, kafka_version):
-        raise StackError(f"Maven finished but {partial} holds no {_MARKER_PREFIX}{kafka_version}.jar")
+        raise StackError(
+            f"Maven finished but {partial} holds no {_MARKER_PREFIX}{kafka_version}.jar")
     # Rename last so an interrupted download never looks like a complete cache.
     shutil.rmtree(libs_dir, ignore_errors=True)
     libs_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 HEADER_PREFIX = "__connect.errors."
@@ -28,7 +29,7 @@ def dead_letter(*, key: bytes | None, value: bytes | None, topic: str, partition
     return DeadLetter(key, value, headers)
 
 
-def headers_dict(headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...]) -> dict[str, str]:
+def headers_dict(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
     """Decoded error headers without the prefix, for clients and tests."""
     return {name.removeprefix(HEADER_PREFIX): value.decode(errors="replace")
             for name, value in headers if name.startswith(HEADER_PREFIX)}

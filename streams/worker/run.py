@@ -45,7 +45,8 @@ async def serve(settings: Settings, served: ServedModels,
                 "models": [f"{m.name}:{m.version}" for m in served]}
 
     app = build_app(f"streamserve-{options.worker_id}", settings.kafka_bootstrap_servers,
-                    settings.web_host, settings.web_port, render_metrics or _no_metrics, lambda: True, ready)
+                    settings.web_host, settings.web_port, render_metrics or _no_metrics,
+                    lambda: True, ready)
     _progress(f"{options.worker_id} serving {[m.name for m in served]} from "
               f"{settings.requests_topic} (web on {settings.web_host}:{settings.web_port})")
     await serve_with_app(app, engine.run)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from models.base import ModelRunner
@@ -46,5 +46,5 @@ class ServedModels:
             raise unknown_model(name, version)
         return model
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[ServedModel]:
         return iter(self.by_version.values())

@@ -88,8 +88,8 @@ async def client_for(settings: Settings) -> AsyncIterator[InferenceClient]:
 async def read_dlq(settings: Settings, expected: int,
                    timeout_s: float = 30.0) -> list[tuple[bytes | None, dict[str, str]]]:
     """(original value, error headers) of the first `expected` dead letters."""
-    consumer = AIOKafkaConsumer(settings.dlq_topic, bootstrap_servers=settings.kafka_bootstrap_servers,
-                                group_id=None, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(settings.dlq_topic, group_id=None, auto_offset_reset="earliest",
+                                bootstrap_servers=settings.kafka_bootstrap_servers)
     await consumer.start()
     letters: list[tuple[bytes | None, dict[str, str]]] = []
     try:

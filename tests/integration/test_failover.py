@@ -67,8 +67,11 @@ async def test_sigkill_a_worker_three_times_loses_nothing(
         victim.signal(signal.SIGKILL)
         victim.wait()
         killed_at = time.monotonic()
-        await wait_until(lambda: owned <= set().union(*(w.partitions() for w in survivors)),
-                         SESSION_TIMEOUT_S + 30, "survivors to take over")
+        def taken_over(owned: set[int] = owned,
+                       survivors: list[WorkerProcess] = survivors) -> bool:
+            return owned <= set().union(*(w.partitions() for w in survivors))
+
+        await wait_until(taken_over, SESSION_TIMEOUT_S + 30, "survivors to take over")
         takeovers.append(time.monotonic() - killed_at)
         victim.start()  # same id: static membership gives it partitions back
         await _all_assigned(group, 6)

@@ -81,7 +81,7 @@ async def test_bad_input_goes_to_dlq_and_good_input_is_served(kafka: LocalCluste
     codes = Counter(headers["code"] for _, headers in letters)
     assert codes == Counter({"empty": 1, "bad_magic": 1, "unknown_schema": 1, "corrupt": 1,
                              "wrong_subject": 1, **dict.fromkeys(readable_bad, 1)})
-    for value, headers in letters:
+    for _value, headers in letters:
         assert headers["topic"] == settings.requests_topic
         assert int(headers["partition"]) in range(settings.topic_partitions)
         assert int(headers["offset"]) >= 0
