@@ -52,7 +52,9 @@ def build_app(app_id: str, bootstrap_servers: str, web_host: str, web_port: int,
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:
         body, content_type = render_metrics()
-        return web.bytes(body, content_type=content_type)
+        # aiohttp refuses a charset inside `content_type`; a raw header keeps the exact
+        # Prometheus text-format type (version=0.0.4; charset=utf-8).
+        return web.bytes(body, headers={"Content-Type": content_type})
 
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:

@@ -76,6 +76,7 @@ class Settings(BaseSettings):
 
     # --- worker process ---
     worker_id: str | None = None  # stable name -> static group membership
+    request_log: bool = True  # one ClickHouse row per request (STREAMSERVE_REQUEST_LOG=false: off)
     web_host: str = "127.0.0.1"  # 0.0.0.0 only inside a container (compose.yaml sets it)
     web_port: int = Field(default=6066, ge=0, le=65535)
     log_level: str = "INFO"

@@ -11,7 +11,7 @@ from streams.migrations import migrate, quote_database
 from streams.sinks.clickhouse import RequestLogSink
 from streams.sinks.options import SinkOptions
 from streams.sinks.request_log import COLUMNS, Block, InsertFn
-from streams.storage import ClientFactory, client_factory, connect
+from streams.storage import ClientFactory, client_factory
 
 logger = logging.getLogger(__name__)
 
@@ -61,16 +61,23 @@ def request_log_table(settings: Settings) -> str:
 
 def open_request_log_sink(
     settings: Settings, name: str = "request_log", options: SinkOptions | None = None,
-    *, migrate_first: bool = True,
 ) -> RequestLogSink:
     """The worker's sink: target from the settings (chDB or server), spool at
-    `<data_dir>/spool/<name>.jsonl` (one name per process: the spool is locked). Blocks while it
-    applies the migrations, so call it at startup, not on the event loop's hot path."""
-    if migrate_first:
-        client = connect(settings)
+    `<data_dir>/spool/<name>.jsonl` (one name per process: the spool is locked).
+
+    ClickHouse may be down when a worker starts: the worker must serve anyway, so connecting
+    and migrating happen lazily on the sink's thread, on every (re)connect (migrations are
+    idempotent), and rows spool until they succeed."""
+    factory = client_factory(settings)
+
+    def connect_and_migrate() -> Client:
+        client = factory()
         try:
             migrate(client, settings.clickhouse_database)
-        finally:
+        except Exception:
             client.close()
-    target: InsertFn = ClickHouseInserter(client_factory(settings), request_log_table(settings))
+            raise
+        return client
+
+    target: InsertFn = ClickHouseInserter(connect_and_migrate, request_log_table(settings))
     return RequestLogSink(target, settings.data_dir / "spool" / f"{name}.jsonl", options)

@@ -46,7 +46,8 @@ class Emitter:
         self._track(future, source, on_sent)
 
     async def dead_letter(self, letter: DeadLetter, source: Source,
-                          result: dict[str, Any] | None = None) -> None:
+                          result: dict[str, Any] | None = None,
+                          on_sent: OnSent | None = None) -> None:
         """The original record to the DLQ, plus a `rejected` result when its id is readable."""
         futures = [await self._producer.send(self._dlq_topic, letter.value, key=letter.key,
                                              headers=letter.headers)]
@@ -54,7 +55,7 @@ class Emitter:
             futures.append(await self._producer.send(
                 self._results_topic, self._codec.encode(result),
                 key=result["request_id"].encode()))
-        self._track(asyncio.gather(*futures), source, None)
+        self._track(asyncio.gather(*futures), source, on_sent)
 
     def _track(self, future: asyncio.Future[Any], source: Source, on_sent: OnSent | None) -> None:
         self._unacked.add(future)

@@ -29,7 +29,7 @@ from streams.errors import DecodeError, InvalidRequest
 from streams.requests import RequestHeader, count_input_tokens, validate_request
 from streams.results import expired_result, rejected_result
 from streams.worker.dlq import dead_letter
-from streams.worker.emitter import Emitter
+from streams.worker.emitter import Emitter, OnSent
 from streams.worker.jobs import Job, Source
 from streams.worker.lane import ModelLane, now_ms
 from streams.worker.observer import NullObserver, WorkerObserver
@@ -63,6 +63,7 @@ class WorkerEngine:
         self._failure: BaseException | None = None
         self._paused = False
         self.assigned: set[TopicPartition] = set()
+        self._revoked: list[tuple[str, int]] = []
         self.consumed = 0
 
     # ---- lifecycle ---------------------------------------------------------------------
@@ -155,18 +156,20 @@ class WorkerEngine:
                 model = self.served.resolve(header.model, header.model_version)
                 item = validate_request(decoded, model.limits, consumed)
                 if item.is_expired(consumed):
-                    await self._emitter.result(self._expired(header, consumed), source,
-                                               header.reply_topic)
+                    expired = self._expired(header, consumed)
+                    await self._emitter.result(expired, source, header.reply_topic,
+                                               on_sent=self._logged(expired, source, item.task))
                     continue
                 tokens = count_input_tokens(item.input, model.runner.count_tokens,
                                             model.runner.max_input_tokens)
             except InvalidRequest as exc:
-                await self._reject(record, source, exc.code, exc, header=header)
+                await self._reject(record, source, exc.code, exc, header=header,
+                                   task=str(decoded.get("task") or ""))
                 continue
             self.lanes[(model.name, model.version)].add(Job(item, source, tokens, now_ms()))
 
     async def _reject(self, record: ConsumerRecord[Any, Any], source: Source, code: str,
-                      error: Exception, header: RequestHeader | None) -> None:
+                      error: Exception, header: RequestHeader | None, task: str = "") -> None:
         letter = dead_letter(key=record.key, value=record.value, topic=source.tp.topic,
                              partition=source.tp.partition, offset=source.offset,
                              error_class=type(error).__name__, message=str(error), code=code)
@@ -175,7 +178,12 @@ class WorkerEngine:
             result = rejected_result(header, error, worker_id=self.options.worker_id,
                                      completed_at_ms=int(now_ms()))
         self.observer.dead_lettered(code)
-        await self._emitter.dead_letter(letter, source, result)
+        on_sent = None if result is None else self._logged(result, source, task)
+        await self._emitter.dead_letter(letter, source, result, on_sent)
+
+    def _logged(self, result: dict[str, Any], source: Source, task: str) -> OnSent:
+        """Report a result that no model lane produced (expired on arrival, rejected)."""
+        return lambda: self.observer.result_sent(result, source, None, None, task)
 
     def _expired(self, header: RequestHeader, current: float) -> dict[str, Any]:
         return expired_result(header, worker_id=self.options.worker_id,
@@ -186,7 +194,8 @@ class WorkerEngine:
         source, reply_topic = job.source, job.item.header.reply_topic
 
         def sent() -> None:
-            self.observer.result_sent(result, source, batch_started, inference_started)
+            self.observer.result_sent(result, source, batch_started, inference_started,
+                                      job.item.task, job.item.priority)
 
         await self._emitter.result(result, source, reply_topic, on_sent=sent)
 
@@ -198,6 +207,19 @@ class WorkerEngine:
                 await self._commit()
             except Exception as exc:  # noqa: BLE001 - retried next tick; a rebalance may race
                 logger.warning("offset commit failed (will retry): %r", exc)
+            self._report_progress()
+
+    def _report_progress(self) -> None:
+        # Lag counts from the lowest unanswered offset, not the fetch position: records we
+        # fetched but have not answered are still work to do.
+        lag = {}
+        for tp in self.assigned:
+            highwater = self._consumer.highwater(tp)
+            position = self._tracker.position(tp)
+            if highwater is not None and position is not None:
+                lag[(tp.topic, tp.partition)] = max(0, highwater - position)
+        revoked, self._revoked = self._revoked, []
+        self.observer.progress(self._tracker.in_flight(), lag, revoked)
 
     async def _commit(self, partitions: list[TopicPartition] | None = None) -> None:
         positions = self._tracker.to_commit(
@@ -223,6 +245,7 @@ class WorkerEngine:
             logger.warning("commit on revocation failed; %d partitions will be redone: %r",
                            len(revoked), exc)
         self._tracker.forget(list(revoked))
+        self._revoked.extend((tp.topic, tp.partition) for tp in revoked)
         self.assigned -= revoked
         self._paused = False
         self.observer.assignment_changed(len(self.assigned))

@@ -10,8 +10,8 @@ from streams.worker.jobs import Source
 
 class WorkerObserver(Protocol):
     def result_sent(self, result: dict[str, Any], source: Source,
-                    batch_started_at_ms: float | None,
-                    inference_started_at_ms: float | None) -> None:
+                    batch_started_at_ms: float | None, inference_started_at_ms: float | None,
+                    task: str = "", priority: int = 0) -> None:
         """A result was acknowledged by Kafka (called once per result)."""
 
     def dead_lettered(self, code: str) -> None:
@@ -23,11 +23,15 @@ class WorkerObserver(Protocol):
     def assignment_changed(self, partitions: int) -> None:
         """The consumer now owns this many partitions."""
 
+    def progress(self, in_flight: int, lag: dict[tuple[str, int], int],
+                 revoked: list[tuple[str, int]]) -> None:
+        """Periodic: records in flight, consumer lag per owned partition, partitions let go."""
+
 
 class NullObserver:
     def result_sent(self, result: dict[str, Any], source: Source,
-                    batch_started_at_ms: float | None,
-                    inference_started_at_ms: float | None) -> None:
+                    batch_started_at_ms: float | None, inference_started_at_ms: float | None,
+                    task: str = "", priority: int = 0) -> None:
         pass
 
     def dead_lettered(self, code: str) -> None:
@@ -37,4 +41,8 @@ class NullObserver:
         pass
 
     def assignment_changed(self, partitions: int) -> None:
+        pass
+
+    def progress(self, in_flight: int, lag: dict[tuple[str, int], int],
+                 revoked: list[tuple[str, int]]) -> None:
         pass

@@ -46,6 +46,11 @@ class OffsetTracker(Generic[P]):
             return len(state.pending) if state else 0
         return sum(len(state.pending) for state in self._partitions.values())
 
+    def position(self, partition: P) -> int | None:
+        """Where this partition's work stands: its lowest unfinished offset; None = unseen."""
+        state = self._partitions.get(partition)
+        return state.position() if state is not None else None
+
     def to_commit(self, partitions: list[P] | None = None) -> dict[P, int]:
         """Positions that moved since the last `mark_committed`, for the given partitions."""
         chosen = self._partitions if partitions is None else {

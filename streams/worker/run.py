@@ -13,12 +13,15 @@ import uvloop
 from streams.app import build_app, serve_with_app
 from streams.codec import request_codec, result_codec
 from streams.config import Settings
+from streams.metrics import Readiness, WorkerMetrics
+from streams.sinks.clickhouse import RequestLogSink
+from streams.sinks.target import open_request_log_sink
 from streams.topics import ensure_topics, service_topics
 from streams.worker.engine import WorkerEngine
 from streams.worker.models_loader import load_served_models
-from streams.worker.observer import NullObserver, WorkerObserver
 from streams.worker.options import EngineOptions
 from streams.worker.served import ServedModels
+from streams.worker.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -27,39 +30,52 @@ def _progress(message: str) -> None:
     print(f"[worker] {message}", file=sys.stderr, flush=True)
 
 
-async def serve(settings: Settings, served: ServedModels,
-                observer: WorkerObserver | None = None,
-                render_metrics: Any = None) -> None:
+async def serve(settings: Settings, options: EngineOptions, served: ServedModels,
+                telemetry: Telemetry) -> None:
     """Run one worker until SIGTERM/SIGINT, then drain gracefully."""
     await ensure_topics(settings, service_topics(settings))
-    options = EngineOptions.from_settings(settings)
-    engine = WorkerEngine(options, served, request_codec(), result_codec(),
-                          observer or NullObserver())
+    engine = WorkerEngine(options, served, request_codec(), result_codec(), telemetry)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, engine.stop)
+    readiness = telemetry.metrics.readiness
 
     def ready() -> dict[str, Any]:
-        return {"ready": engine.ready, "worker_id": options.worker_id,
+        return {**readiness.is_ready(), "worker_id": options.worker_id,
                 "partitions": sorted(tp.partition for tp in engine.assigned),
                 "models": [f"{m.name}:{m.version}" for m in served]}
 
     app = build_app(f"streamserve-{options.worker_id}", settings.kafka_bootstrap_servers,
-                    settings.web_host, settings.web_port, render_metrics or _no_metrics,
-                    lambda: True, ready)
+                    settings.web_host, settings.web_port, telemetry.metrics.render,
+                    readiness.is_alive, ready)
     _progress(f"{options.worker_id} serving {[m.name for m in served]} from "
               f"{settings.requests_topic} (web on {settings.web_host}:{settings.web_port})")
     await serve_with_app(app, engine.run)
     _progress(f"{options.worker_id} stopped after {engine.consumed} records")
 
 
-def _no_metrics() -> tuple[bytes, str]:
-    return b"", "text/plain"
-
-
 def run_worker(settings: Settings) -> int:
-    served = load_served_models(settings, progress=_progress)
-    uvloop.run(serve(settings, served))
-    for model in served:
-        model.runner.close()
+    metrics = WorkerMetrics(Readiness(("models_loaded", "partitions_assigned")))
+    served = load_served_models(settings, progress=_progress, on_loaded=metrics.model_loaded)
+    metrics.set_ready("models_loaded", True)
+    options = EngineOptions.from_settings(settings)
+    sink = _open_sink(settings, options.worker_id)
+    if sink is not None:
+        metrics.bind_sink(sink)
+    try:
+        uvloop.run(serve(settings, options, served, Telemetry(metrics, sink)))
+    finally:
+        if sink is not None and not sink.close(timeout=30.0):
+            _progress("request log: some rows stay in the spool; they are replayed next start")
+        for model in served:
+            model.runner.close()
     return 0
+
+
+def _open_sink(settings: Settings, name: str) -> RequestLogSink | None:
+    if not settings.request_log:
+        return None
+    sink = open_request_log_sink(settings, name=name)
+    where = settings.clickhouse_url or f"chDB at {settings.chdb_path}"
+    _progress(f"request log -> {where} (spool {settings.data_dir / 'spool' / name}.jsonl)")
+    return sink

@@ -55,6 +55,7 @@ class WorkerProcess:
     log: Path
     process: subprocess.Popen[bytes] | None = None
     web_port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> WorkerProcess:
         env = {**os.environ,
@@ -71,7 +72,8 @@ class WorkerProcess:
                "STREAMSERVE_MAX_WAIT_MS": str(self.settings.max_wait_ms),
                "STREAMSERVE_WORKER_ID": self.name,
                "STREAMSERVE_WEB_PORT": str(self.web_port),
-               "STREAMSERVE_DATA_DIR": str(self.log.parent / f"data-{self.name}")}
+               "STREAMSERVE_DATA_DIR": str(self.log.parent / f"data-{self.name}"),
+               **self.extra_env}
         with self.log.open("ab") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"],
                                             env=env, cwd=ROOT, stdout=log,
@@ -85,6 +87,17 @@ class WorkerProcess:
                 return dict(json.loads(response.read()))
         except OSError:
             return {"ready": False, "partitions": []}
+
+    def metric(self, name: str) -> float:
+        """Sum of a metric's samples from the worker's /metrics (0 when absent)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics",
+                                        timeout=2) as response:
+                text = response.read().decode()
+        except OSError:
+            return 0.0
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(name) and not line.startswith("#"))
 
     def partitions(self) -> set[int]:
         return set(self.state().get("partitions", []))
@@ -186,3 +199,47 @@ async def drain(settings: Settings, expected: set[str], timeout_s: float,
     finally:
         await consumer.stop()
     return drained
+
+
+CHDB_HOLDER = """
+import sys
+from pathlib import Path
+from streams.storage import connect_chdb
+client = connect_chdb(Path(sys.argv[1]))
+print("holding", flush=True)
+sys.stdin.read()  # hold the engine's lock until the test closes our stdin
+client.close()
+"""
+
+CHDB_COUNT = """
+import json, sys
+from pathlib import Path
+from streams.storage import connect_chdb
+client = connect_chdb(Path(sys.argv[1]))
+raw = client.query("SELECT count() FROM streamserve.request_log").result_rows[0][0]
+rows = client.query("SELECT request_id, count() FROM streamserve.request_log FINAL "
+                    "GROUP BY request_id").result_rows
+print(json.dumps({"raw": raw, "per_request": {rid: n for rid, n in rows}}))
+client.close()
+"""
+
+
+def hold_chdb(path: Path) -> subprocess.Popen[str]:
+    """Another process owning the chDB path: for the worker, ClickHouse is unavailable."""
+    holder = subprocess.Popen([sys.executable, "-c", CHDB_HOLDER, str(path)], cwd=ROOT,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+def release_chdb(holder: subprocess.Popen[str]) -> None:
+    assert holder.stdin is not None
+    holder.stdin.close()
+    holder.wait(timeout=60)
+
+
+def count_log_rows(path: Path) -> dict[str, Any]:
+    """Read the request log in a fresh process (chDB: one path per process)."""
+    done = subprocess.run([sys.executable, "-c", CHDB_COUNT, str(path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))

@@ -19,7 +19,10 @@ from streams.stack import LocalCluster
 from streams.topics import ensure_topics, service_topics
 from tests.integration.fault_harness import (
     WorkerProcess,
+    count_log_rows,
     drain,
+    hold_chdb,
+    release_chdb,
     seed,
     wait_until,
     write_registry,
@@ -138,3 +141,32 @@ async def test_broker_sigkill_and_restart_in_a_three_node_cluster(
     drained = await drain(settings, set(ids), timeout_s=180)
     print(f"\nbroker SIGKILL: duplicates {drained.duplicates()} of {len(ids)}")
     assert set(ids) == drained.accounted()
+
+
+async def test_clickhouse_unavailable_then_back_logs_each_request_once(
+        kafka: LocalCluster, workers: list[WorkerProcess], tmp_path: Path) -> None:
+    settings = pipeline_settings(kafka, topic_partitions=2)
+    await ensure_topics(settings, service_topics(settings))
+    chdb_path = tmp_path / "shared-chdb"
+    holder = hold_chdb(chdb_path)  # ClickHouse is "down" for the worker from the start
+    try:
+        worker = WorkerProcess("ch0", settings, write_registry(tmp_path, 0.005),
+                               tmp_path / "ch0.log",
+                               extra_env={"STREAMSERVE_CLICKHOUSE_CHDB_PATH": str(chdb_path)})
+        workers.append(worker.start())
+        await _all_assigned([worker], 2)
+        seeding = asyncio.create_task(seed(settings, 600, rate_per_s=100))
+        await wait_until(lambda: worker.metric("streamserve_sink_insert_errors_total") > 0
+                         and worker.metric("streamserve_sink_spool_rows") > 0, 60,
+                         "the outage to show in the sink metrics")
+    finally:
+        release_chdb(holder)  # ClickHouse is back mid-run
+    ids = await seeding
+    drained = await drain(settings, set(ids), timeout_s=60)
+    assert set(ids) == drained.accounted()
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(90) == 0  # the sink drains its buffer and spool before exit
+    log = count_log_rows(chdb_path)
+    print(f"\nClickHouse outage: {log['raw']} raw rows for {len(ids)} requests")
+    assert set(log["per_request"]) == set(ids)
+    assert set(log["per_request"].values()) == {1}  # exactly one row each (FINAL)

@@ -1,0 +1,28 @@
+"""Loading and warming the contender's model before it reports ready."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from bench.contenders.config import ContenderConfig
+from bench.runners import SMOLLM, load_model, task_of
+from bench.workloads import embed_inputs, embed_texts, generate_inputs, story_prompts
+from models.base import ModelRunner
+
+
+def quiet_logging() -> None:
+    logging.basicConfig(level=logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def loaded_and_warm(config: ContenderConfig, batch_size: int | None = None) -> ModelRunner:
+    size = batch_size or config.batch_size
+    runner = load_model(config.model, size, config.torch_threads, Path(config.cache_dir))
+    if config.model == SMOLLM:
+        batch = generate_inputs(story_prompts(size), 4)
+    else:
+        batch = embed_inputs(embed_texts(None, size))
+    for _ in range(2):
+        runner.run(task_of(config.model), batch)  # type: ignore[arg-type]
+    return runner

@@ -1,0 +1,67 @@
+"""The worker's observer: Prometheus metrics and one request-log row per answered request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.metrics import WorkerMetrics
+from streams.sinks.clickhouse import RequestLogSink
+from streams.sinks.request_log import RequestLogRow
+from streams.worker.jobs import Source
+
+
+class Telemetry:
+    """Implements `WorkerObserver`. Runs on the event loop: only cheap, non-blocking calls
+    (the sink's `add` buffers; its thread inserts)."""
+
+    def __init__(self, metrics: WorkerMetrics, sink: RequestLogSink | None) -> None:
+        self.metrics = metrics
+        self.sink = sink
+
+    def result_sent(self, result: dict[str, Any], source: Source,
+                    batch_started_at_ms: float | None, inference_started_at_ms: float | None,
+                    task: str = "", priority: int = 0) -> None:
+        row = request_log_row(result, source, batch_started_at_ms, inference_started_at_ms,
+                              task, priority)
+        self.metrics.observe_row(row)
+        if self.sink is not None:
+            self.sink.add(row)
+
+    def dead_lettered(self, code: str) -> None:
+        self.metrics.dlq(code)
+
+    def batch_done(self, model: str, size: int, inference_s: float) -> None:
+        self.metrics.observe_batch(model, size)
+
+    def assignment_changed(self, partitions: int) -> None:
+        self.metrics.set_assigned_partitions(partitions)
+        self.metrics.set_ready("partitions_assigned", partitions > 0)
+
+    def progress(self, in_flight: int, lag: dict[tuple[str, int], int],
+                 revoked: list[tuple[str, int]]) -> None:
+        self.metrics.in_flight.set(in_flight)
+        for (topic, partition), behind in lag.items():
+            self.metrics.set_lag(topic, partition, behind)
+        for topic, partition in revoked:
+            self.metrics.forget_partition(topic, partition)
+
+
+def request_log_row(result: dict[str, Any], source: Source, batch_started_at_ms: float | None,
+                    inference_started_at_ms: float | None, task: str,
+                    priority: int) -> RequestLogRow:
+    timings = result["timings"]
+    error = result.get("error") or {}
+    return RequestLogRow(
+        request_id=result["request_id"], model=result["model"], status=result["status"],
+        created_at=result["created_at"] / 1000.0, completed_at=result["completed_at"] / 1000.0,
+        model_version=result.get("model_version") or "", task=task,
+        error_code=error.get("code", ""), priority=priority, partition=source.tp.partition,
+        offset=source.offset, worker=result["worker_id"], batch_size=result["batch_size"],
+        tokens_in=result["tokens_in"], tokens_out=result["tokens_out"],
+        consumed_at=source.consumed_at_ms / 1000.0,
+        batch_started_at=(batch_started_at_ms or 0.0) / 1000.0,
+        inference_started_at=(inference_started_at_ms or 0.0) / 1000.0,
+        kafka_wait_ms=timings["kafka_wait_ms"], queue_wait_ms=timings["queue_wait_ms"],
+        batch_wait_ms=timings["batch_wait_ms"], inference_ms=timings["inference_ms"],
+        total_ms=timings["total_ms"], time_to_first_token_ms=result.get("time_to_first_token_ms"),
+    )
