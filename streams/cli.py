@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -94,6 +95,13 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(tail_results(settings, args.limit))
 
 
+def _stats(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.analytics import parse_since, stats_report
+
+    print(stats_report(settings, parse_since(args.since), args.plot))
+    return 0
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from streams.demo import run_demo
 
@@ -144,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     tail = commands.add_parser("tail", help="follow the results topic")
     tail.add_argument("--limit", type=int, default=0, help="stop after N results (0 = never)")
     tail.set_defaults(handler=_tail)
+    stats = commands.add_parser("stats", help="request analytics from ClickHouse")
+    stats.add_argument("--since", default="15m", help="window, e.g. 90s, 15m, 2h, 1d")
+    stats.add_argument("--plot", type=Path, default=None, help="write a latency chart (PNG)")
+    stats.set_defaults(handler=_stats)
     commands.add_parser("demo", help="local Kafka + real models + ClickHouse, end to end"
                         ).set_defaults(handler=_demo)
     return parser
