@@ -2,7 +2,8 @@
 
 Starts the local Kafka (unless one is already running), one worker process with the real
 SmolLM2 and MiniLM models, sends real prompts and embedding requests through Kafka, prints the
-answers with per-stage latency and a small load summary, then stops everything it started.
+answers with per-stage latency and a small load summary, stops everything it started, and
+prints the per-stage percentiles the worker logged to ClickHouse (embedded chDB).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import urllib.request
 from collections import Counter, defaultdict
 from typing import Any
 
+from streams.analytics import parse_since, stats_report
 from streams.client import InferenceClient, new_request
 from streams.client_cli import describe_result
 from streams.config import Settings
@@ -68,6 +70,9 @@ def run_demo(settings: Settings) -> int:
         if started_kafka:
             _say("== stopping Kafka ...")
             cluster.down()
+    if settings.request_log:
+        _say("\n== request log analytics from ClickHouse (streamserve stats --since 15m) ==")
+        _say(stats_report(settings, parse_since("15m")))
     return 0
 
 
