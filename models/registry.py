@@ -42,6 +42,9 @@ class ModelSpec:
     max_input_tokens: int = 512
     max_new_tokens: int = 0  # cap for generate; 0 for models that do not generate
     default: bool = False
+    # Share of the requests that name no version. When any version of a name has weight > 0,
+    # such requests are split across versions by weight (canary); otherwise the default takes all.
+    weight: float = 0.0
     labels: tuple[str, ...] = ()  # zero-shot labels used when a classify request brings none
     label_template: str = "{}"  # how a label is phrased before it is embedded
     classify_scale: float = 20.0  # cosine similarities are multiplied by this before the softmax
@@ -132,6 +135,7 @@ def parse_entry(entry: object, origin: Path, index: int = 0) -> ModelSpec:
         max_input_tokens=r.integer("max_input_tokens", default=512, minimum=1),
         max_new_tokens=r.integer("max_new_tokens", default=0, minimum=0),
         default=r.boolean("default", default=False),
+        weight=r.number("weight", default=0.0, minimum=0.0),
         labels=r.str_list("labels"),
         label_template=r.string("label_template", default="{}"),
         classify_scale=r.number("classify_scale", default=20.0, minimum=0.0),

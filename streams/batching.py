@@ -112,13 +112,18 @@ class MicroBatcher(Generic[T]):
             heapq.heappush(self._deadlines, (entry.deadline, seq, entry))
         self._pending += 1
 
-    def ready(self, now_ms: float) -> list[Batch[T]]:
-        """Every batch due at `now_ms`; never contains an item whose deadline has passed."""
+    def ready(self, now_ms: float, limit: int | None = None) -> list[Batch[T]]:
+        """Batches due at `now_ms` (at most `limit`); never with an item past its deadline.
+
+        A consumer that runs one batch at a time asks for `limit=1`, so items arriving while
+        it computes (a higher priority among them) still compete for the next batch.
+        """
         self._set_aside_expired(now_ms)
         batches: list[Batch[T]] = []
         for key in list(self._queues):
             queue = self._queues[key]
-            while queue.count and self._due(queue, now_ms):
+            while queue.count and self._due(queue, now_ms) and (
+                    limit is None or len(batches) < limit):
                 batches.append(self._take(key, queue, now_ms))
             self._tidy(key)
         return batches

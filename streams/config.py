@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     max_wait_ms: float = Field(default=10.0, ge=0, le=60_000)
     max_batch_tokens: int = Field(default=8192, ge=1)
     torch_threads: int | None = Field(default=None, ge=1)
+    registry_reload_s: float = Field(default=5.0, ge=0)  # poll the registry file; 0 = never
 
     # --- worker process ---
     worker_id: str | None = None  # stable name -> static group membership

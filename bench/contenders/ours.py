@@ -1,5 +1,6 @@
-"""The contender under test: the real worker (`streams.worker.run.serve`: WorkerEngine inside
-the faust app, uvloop), serving one model with max_batch_size = the config's batch size."""
+"""The contender under test: the real worker, wired as `streams.worker.run.run_worker` wires it
+(WorkerEngine inside the faust app under uvloop, Prometheus metrics, the request-log sink only
+when the config names a sink dir), serving one model with max_batch_size = the batch size."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from pathlib import Path
 import uvloop
 
 from bench.contenders.config import ContenderConfig, ready_then_wait_for_go
-from bench.contenders.sink_observer import SinkObserver
 from bench.contenders.warmup import loaded_and_warm, quiet_logging
 from streams.config import Settings
+from streams.metrics import Readiness, WorkerMetrics
+from streams.sinks.target import open_request_log_sink
+from streams.worker.options import EngineOptions
 from streams.worker.run import serve
 from streams.worker.served import ServedModel, ServedModels
+from streams.worker.telemetry import Telemetry
 
 
 def settings_for(config: ContenderConfig, data_dir: Path) -> Settings:
@@ -22,7 +26,8 @@ def settings_for(config: ContenderConfig, data_dir: Path) -> Settings:
         tokens_topic=config.tokens_topic, consumer_group=config.group, topic_partitions=4,
         max_batch_size=config.batch_size, max_wait_ms=config.max_wait_ms,
         torch_threads=config.torch_threads, web_port=config.web_port, data_dir=data_dir,
-        log_level="WARNING")
+        log_level="WARNING", request_log=config.sink_dir is not None,
+        registry_reload_s=0)  # the served model is built here, not read from the registry
 
 
 def main() -> None:
@@ -32,13 +37,19 @@ def main() -> None:
     served = ServedModels.of([ServedModel(config.model, runner.version, runner)])
     data_dir = Path(config.sink_dir or Path(config.ready_file).parent / config.worker_id)
     settings = settings_for(config, data_dir)
-    observer = SinkObserver.open(settings, config.worker_id) if config.sink_dir else None
+    metrics = WorkerMetrics(Readiness(("models_loaded", "partitions_assigned")))
+    metrics.set_ready("models_loaded", True)
+    options = EngineOptions.from_settings(settings)
+    sink = open_request_log_sink(settings, name=config.worker_id) if settings.request_log \
+        else None
+    if sink is not None:
+        metrics.bind_sink(sink)
     ready_then_wait_for_go(config)
     try:
-        uvloop.run(serve(settings, served, observer))
+        uvloop.run(serve(settings, options, served, Telemetry(metrics, sink)))
     finally:
-        if observer is not None:
-            observer.close()
+        if sink is not None:
+            sink.close(timeout=60.0)
         runner.close()
 
 

@@ -35,7 +35,7 @@ from streams.worker.lane import ModelLane, now_ms
 from streams.worker.observer import NullObserver, WorkerObserver
 from streams.worker.offsets import OffsetTracker
 from streams.worker.options import EngineOptions
-from streams.worker.served import ServedModels
+from streams.worker.served import ServedModel, ServedModels
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +53,7 @@ class WorkerEngine:
         self._producer = AIOKafkaProducer(**options.producer_kwargs)
         self._emitter = Emitter(self._producer, result_codec, self._tracker,
                                 options.results_topic, options.dlq_topic, self._fatal)
-        self.lanes = {
-            (m.name, m.version): ModelLane(
-                m, MicroBatcher(min(options.max_batch_size, m.runner.max_batch_size),
-                                options.max_wait_ms, options.max_batch_tokens),
-                options.worker_id, self._publish, self.observer.batch_done)
-            for m in served}
+        self.lanes = {model.key: self._new_lane(model) for model in served}
         self._stopping = asyncio.Event()
         self._failure: BaseException | None = None
         self._paused = False
@@ -86,6 +81,30 @@ class WorkerEngine:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def _new_lane(self, model: ServedModel) -> ModelLane:
+        options = self.options
+        batcher: MicroBatcher[Job] = MicroBatcher(
+            min(options.max_batch_size, model.runner.max_batch_size), options.max_wait_ms,
+            options.max_batch_tokens)
+        return ModelLane(model, batcher, options.worker_id, self._publish,
+                         self.observer.batch_done)
+
+    async def replace_models(self, served: ServedModels) -> None:
+        """Serve `served` from now on (hot reload): start lanes for new versions, switch the
+        routing table in one step, then let retired versions finish their queued jobs and
+        close them. No request is dropped: a job already queued runs where it was queued."""
+        for model in served:
+            if model.key not in self.lanes:
+                lane = self._new_lane(model)
+                lane.start()
+                self.lanes[model.key] = lane
+        retired = [self.lanes.pop(key) for key in list(self.lanes)
+                   if key not in served.by_version]
+        self.served = served  # no await since the lanes changed: routing and lanes agree
+        for lane in retired:
+            await lane.retire()
+            await asyncio.to_thread(lane.model.runner.close)
 
     @property
     def ready(self) -> bool:
@@ -153,7 +172,8 @@ class WorkerEngine:
                 continue
             header = RequestHeader.of(decoded, consumed)
             try:
-                model = self.served.resolve(header.model, header.model_version)
+                model = self.served.resolve(header.model, header.model_version,
+                                            header.request_id)
                 item = validate_request(decoded, model.limits, consumed)
                 if item.is_expired(consumed):
                     expired = self._expired(header, consumed)

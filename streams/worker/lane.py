@@ -64,6 +64,13 @@ class ModelLane:
             await asyncio.gather(self._running, return_exceptions=True)
         self._executor.shutdown(wait=True)
 
+    async def retire(self, poll_s: float = 0.05) -> None:
+        """Finish every queued job (nothing new arrives: routing moved on), then stop."""
+        while self.batcher.pending or self._busy.locked():
+            self._wake.set()
+            await asyncio.sleep(poll_s)
+        await self.stop()
+
     async def idle(self) -> None:
         """Wait until no batch is computing or publishing (used on revocation and shutdown)."""
         async with self._busy:
@@ -83,13 +90,12 @@ class ModelLane:
             current = now_ms()
             for job in self.batcher.expire(current):
                 await self._publish(self._expired(job, current), job, None, None)
-            batches = self.batcher.ready(current)
+            batches = self.batcher.ready(current, limit=1)
             if not batches:
                 await self._sleep_until(self.batcher.next_deadline_ms())
                 continue
-            for batch in batches:
-                async with self._busy:
-                    await self._run(batch)
+            async with self._busy:
+                await self._run(batches[0])
 
     async def _sleep_until(self, wake_at_ms: float | None) -> None:
         self._wake.clear()

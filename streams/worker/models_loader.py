@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from models.base import ModelRunner
 from models.loading import load_runner
 from models.registry import ModelSpec, Registry, load_registry
 from streams.config import Settings
@@ -15,6 +16,7 @@ from streams.worker.served import ServedModel, ServedModels
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+OnLoaded = Callable[[str, float], None]
 
 
 def specs_to_serve(settings: Settings, registry: Registry) -> list[ModelSpec]:
@@ -27,17 +29,23 @@ def specs_to_serve(settings: Settings, registry: Registry) -> list[ModelSpec]:
     return [spec for spec in registry if not wanted or spec.name in wanted]
 
 
+def served_model(spec: ModelSpec, runner: ModelRunner) -> ServedModel:
+    return ServedModel(spec.name, spec.version, runner, spec.labels, spec.default, spec.weight)
+
+
+def load_one(settings: Settings, spec: ModelSpec, progress: Progress | None = None,
+             on_loaded: OnLoaded | None = None) -> ModelRunner:
+    started = time.monotonic()
+    runner = load_runner(spec, settings.data_dir / "models", settings.torch_threads, progress)
+    seconds = time.monotonic() - started
+    if on_loaded is not None:
+        on_loaded(spec.name, seconds)
+    logger.info("loaded %s in %.1fs", spec.key, seconds)
+    return runner
+
+
 def load_served_models(settings: Settings, progress: Progress | None = None,
-                       on_loaded: Callable[[str, float], None] | None = None) -> ServedModels:
+                       on_loaded: OnLoaded | None = None) -> ServedModels:
     registry = load_registry(settings.model_registry)
-    served = []
-    for spec in specs_to_serve(settings, registry):
-        started = time.monotonic()
-        runner = load_runner(spec, settings.data_dir / "models", settings.torch_threads,
-                             progress)
-        seconds = time.monotonic() - started
-        if on_loaded is not None:
-            on_loaded(spec.name, seconds)
-        logger.info("loaded %s in %.1fs", spec.key, seconds)
-        served.append(ServedModel(spec.name, spec.version, runner, spec.labels, spec.default))
-    return ServedModels.of(served)
+    return ServedModels.of(served_model(spec, load_one(settings, spec, progress, on_loaded))
+                           for spec in specs_to_serve(settings, registry))

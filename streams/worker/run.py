@@ -20,6 +20,7 @@ from streams.topics import ensure_topics, service_topics
 from streams.worker.engine import WorkerEngine
 from streams.worker.models_loader import load_served_models
 from streams.worker.options import EngineOptions
+from streams.worker.reload import RegistryReloader
 from streams.worker.served import ServedModels
 from streams.worker.telemetry import Telemetry
 
@@ -50,7 +51,19 @@ async def serve(settings: Settings, options: EngineOptions, served: ServedModels
                     readiness.is_alive, ready)
     _progress(f"{options.worker_id} serving {[m.name for m in served]} from "
               f"{settings.requests_topic} (web on {settings.web_host}:{settings.web_port})")
-    await serve_with_app(app, engine.run)
+    reloader = RegistryReloader(settings, engine, settings.registry_reload_s)
+
+    async def main() -> None:
+        watcher = (asyncio.create_task(reloader.run(), name="registry-reload")
+                   if settings.registry_reload_s > 0 else None)
+        try:
+            await engine.run()
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
+
+    await serve_with_app(app, main)
     _progress(f"{options.worker_id} stopped after {engine.consumed} records")
 
 

@@ -1,4 +1,4 @@
-"""The models this worker serves, looked up by name and optional version."""
+"""The models this worker serves, looked up by name and optional version (canary-aware)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from models.base import ModelRunner
 from streams.requests import ModelLimits, unknown_model
+from streams.routing import VersionRouter
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,11 @@ class ServedModel:
     runner: ModelRunner
     labels: tuple[str, ...] = ()
     default: bool = True
+    weight: float = 0.0  # canary share of unpinned requests (see streams/routing.py)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.name, self.version)
 
     @property
     def limits(self) -> ModelLimits:
@@ -24,23 +30,28 @@ class ServedModel:
 
 @dataclass
 class ServedModels:
-    """Every (name, version) served; a request without a version gets the default one."""
+    """Every (name, version) served; a request without a version is routed by `VersionRouter`."""
 
     by_version: dict[tuple[str, str], ServedModel] = field(default_factory=dict)
-    defaults: dict[str, str] = field(default_factory=dict)
+    routers: dict[str, VersionRouter] = field(default_factory=dict)
 
     @classmethod
     def of(cls, models: Iterable[ServedModel]) -> ServedModels:
         served = cls()
+        defaults: dict[str, str] = {}
         for model in models:
-            served.by_version[(model.name, model.version)] = model
-            if model.default or model.name not in served.defaults:
-                served.defaults[model.name] = model.version
+            served.by_version[model.key] = model
+            if model.default or model.name not in defaults:
+                defaults[model.name] = model.version
+        for name, default in defaults.items():
+            weights = {m.version: m.weight for m in served.by_version.values() if m.name == name}
+            served.routers[name] = VersionRouter(default, weights)
         return served
 
-    def resolve(self, name: str, version: str | None) -> ServedModel:
+    def resolve(self, name: str, version: str | None, request_id: str = "") -> ServedModel:
         """The model a request names; `InvalidRequest(unknown_model)` when not served."""
-        chosen = version if version is not None else self.defaults.get(name)
+        router = self.routers.get(name)
+        chosen = version if version is not None else (router.pick(request_id) if router else None)
         model = self.by_version.get((name, chosen)) if chosen is not None else None
         if model is None:
             raise unknown_model(name, version)

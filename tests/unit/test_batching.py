@@ -169,3 +169,15 @@ def test_pure_core_imports_no_io_frameworks() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_ready_with_a_limit_leaves_the_rest_queued_for_later_priorities() -> None:
+    batcher: MicroBatcher[Item] = MicroBatcher(2, max_wait_ms=0, max_batch_tokens=100)
+    for i in range(6):
+        batcher.add(Item(f"low{i}"), tokens=1, now_ms=0)
+    first = batcher.ready(now_ms=1, limit=1)
+    assert [len(b.items) for b in first] == [2]
+    batcher.add(Item("urgent", priority=5), tokens=1, now_ms=2)
+    second = batcher.ready(now_ms=3, limit=1)
+    assert second[0].items[0].name == "urgent"
+    assert batcher.pending == 3
