@@ -7,7 +7,7 @@ loop; an exception fails that batch only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -74,3 +74,52 @@ class ModelRunner(Protocol):
     def close(self) -> None:
         """Release the model's memory."""
         ...
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """One step of a streamed generation. `delta` is the text added since the previous event of
+    the same request (not cumulative); the last event has `finished=True` and either `output`
+    (full text, tokens, finish_reason) or `error`."""
+
+    request_id: str
+    delta: str
+    tokens_out: int  # generated tokens so far
+    finished: bool = False
+    output: ModelOutput | None = None
+    error: str | None = None
+
+
+@runtime_checkable
+class StreamingGenerator(Protocol):
+    """A generative model served by one long-lived engine that admits requests while others are
+    decoding (iteration-level scheduling) and streams their text. It is also a `ModelRunner`
+    (`run` submits a batch and waits), so the service can treat it like any other model."""
+
+    name: str
+    version: str
+    tasks: tuple[Task, ...]
+    max_batch_size: int  # sequences decoded together
+    max_input_tokens: int
+    max_new_tokens: int
+
+    def count_tokens(self, item: ModelInput) -> int: ...
+
+    def submit(self, item: ModelInput, on_event: Callable[[TokenEvent], None]) -> None:
+        """Thread-safe and non-blocking. `on_event` is called from the engine's own thread, in
+        order, ending with exactly one finished event. Raises `InvalidModelInput` (nothing is
+        queued) for an input the model cannot compute; later failures arrive as error events."""
+        ...
+
+    def cancel(self, request_id: str) -> None:
+        """Stop generating for `request_id`; it still gets exactly one finished event
+        (finish_reason "cancelled"). Unknown or finished ids are ignored."""
+        ...
+
+    def active(self) -> int:
+        """Requests submitted and not finished yet (for admission control)."""
+        ...
+
+    def run(self, task: Task, batch: Sequence[ModelInput]) -> list[ModelOutput]: ...
+
+    def close(self) -> None: ...

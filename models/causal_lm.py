@@ -21,6 +21,7 @@ from models import hf
 from models.base import GenerationParameters, ModelInput, ModelOutput, Task
 from models.errors import InvalidModelInput, ModelLoadError
 from models.finish import finish_sequence
+from models.prompting import PromptCodec, eos_ids
 from models.registry import ModelSpec
 from models.sampling import RowSampler, RowStop
 
@@ -39,33 +40,18 @@ class CausalLMRunner:
         # One batch at a time: the service may call from several threads, and interleaving
         # two forward passes on one model only makes both slower.
         self._lock = threading.Lock()
-        if tokenizer.pad_token_id is None:
-            if tokenizer.eos_token is None:
-                raise ModelLoadError(f"model {spec.key}: the tokenizer has no pad or EOS token")
-            tokenizer.pad_token = tokenizer.eos_token  # pads are masked out; any id will do
-        self._pad_id: int = tokenizer.pad_token_id
-        # An empty prompt still needs one token to condition on.
-        starts = (tokenizer.bos_token_id, tokenizer.eos_token_id, self._pad_id)
-        self._start_id: int = next(i for i in starts if i is not None)
-        self._eos_ids = _eos_ids(model, tokenizer)
+        self._codec = PromptCodec(tokenizer, spec.max_input_tokens, spec.key)
+        self._pad_id = self._codec.pad_id
+        self._eos_ids = eos_ids(model, tokenizer)
 
     @classmethod
     def load(cls, spec: ModelSpec, path: Path) -> CausalLMRunner:
-        device = hf.resolve_device(spec.device)
-        tokenizer = hf.load_tokenizer(path)
-        try:
-            model: Any = AutoModelForCausalLM.from_pretrained(
-                path, dtype=hf.torch_dtype(spec.dtype), **hf.SAFE_LOAD
-            )
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"model {spec.key}: cannot load {path}: {exc}") from exc
-        model.to(device)
-        model.eval()
+        model, tokenizer = load_causal_lm(spec, path)
         return cls(spec, model, tokenizer)
 
     def count_tokens(self, item: ModelInput) -> int:
         """Prompt tokens before any truncation, so the service can reject oversize prompts."""
-        return len(self._encode(item))
+        return len(self._codec.encode(item))
 
     def run(self, task: Task, batch: Sequence[ModelInput]) -> list[ModelOutput]:
         if task != "generate":
@@ -82,26 +68,10 @@ class CausalLMRunner:
         gc.collect()
         hf.release(self._device)
 
-    def _encode(self, item: ModelInput) -> list[int]:
-        if item.messages:
-            messages = [{"role": m.role, "content": m.content} for m in item.messages]
-            prompt = self._tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=False
-            )
-            # The template already wrote the special tokens (BOS, role markers) itself.
-            ids: list[int] = self._tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            return ids
-        if item.text is None:
-            raise InvalidModelInput(f"request {item.request_id}: generate needs text or messages")
-        plain: list[int] = self._tokenizer(item.text)["input_ids"]
-        return plain
-
     def _generate(self, batch: Sequence[ModelInput]) -> list[ModelOutput]:
         if self._model is None:
             raise RuntimeError(f"model {self.name} is closed")
-        # Keep the end of an oversize prompt: that is where the generation prompt is.
-        prompts = [self._encode(item)[-self.max_input_tokens :] for item in batch]
-        prompts = [p or [self._start_id] for p in prompts]
+        prompts = [self._codec.prompt_ids(item) for item in batch]
         params = [item.parameters for item in batch]
         limits = [max(1, min(p.max_new_tokens, self.max_new_tokens)) for p in params]
         input_ids, attention = self._left_pad(prompts)
@@ -150,20 +120,19 @@ class CausalLMRunner:
         return torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long)
 
     def _decode(self, tokens: Sequence[int]) -> str:
-        # No clean-up pass: it strips spaces before punctuation, which corrupts BPE output.
-        text = self._tokenizer.decode(
-            list(tokens), skip_special_tokens=True, clean_up_tokenization_spaces=False
+        return self._codec.decode(tokens)
+
+
+def load_causal_lm(spec: ModelSpec, path: Path) -> tuple[Any, PreTrainedTokenizerBase]:
+    """The model (on its device, in eval mode) and tokenizer of a causal-LM registry entry."""
+    device = hf.resolve_device(spec.device)
+    tokenizer = hf.load_tokenizer(path)
+    try:
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            path, dtype=hf.torch_dtype(spec.dtype), **hf.SAFE_LOAD
         )
-        return text if isinstance(text, str) else "".join(text)
-
-
-def _eos_ids(model: Any, tokenizer: PreTrainedTokenizerBase) -> frozenset[int]:
-    ids: set[int] = set()
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    if isinstance(configured, int):
-        ids.add(configured)
-    elif isinstance(configured, list):
-        ids.update(i for i in configured if isinstance(i, int))
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    return frozenset(ids)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"model {spec.key}: cannot load {path}: {exc}") from exc
+    model.to(device)
+    model.eval()
+    return model, tokenizer

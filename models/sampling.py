@@ -37,11 +37,7 @@ class RowSampler(LogitsProcessor):
         return scores
 
     def _draw(self, row: int, params: GenerationParameters, logits: torch.Tensor) -> int:
-        logits = logits / params.temperature
-        if params.top_p < 1.0:
-            logits = _top_p(logits, params.top_p)
-        probs = torch.softmax(logits, dim=-1)
-        return int(torch.multinomial(probs, 1, generator=self._generator(row, params, logits)))
+        return draw_token(logits, params, self._generator(row, params, logits))
 
     def _generator(
         self, row: int, params: GenerationParameters, like: torch.Tensor
@@ -49,10 +45,25 @@ class RowSampler(LogitsProcessor):
         if params.seed is None:
             return None  # the global RNG: unseeded requests need no reproducibility
         if row not in self._generators:
-            generator = torch.Generator(device=like.device)
-            generator.manual_seed(params.seed)
-            self._generators[row] = generator
+            self._generators[row] = seeded_generator(params.seed, like)
         return self._generators[row]
+
+
+def draw_token(
+    logits: torch.Tensor, params: GenerationParameters, generator: torch.Generator | None
+) -> int:
+    """One token drawn from one row's logits with that request's temperature and top_p."""
+    logits = logits / params.temperature
+    if params.top_p < 1.0:
+        logits = _top_p(logits, params.top_p)
+    probs = torch.softmax(logits, dim=-1)
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def seeded_generator(seed: int, like: torch.Tensor) -> torch.Generator:
+    generator = torch.Generator(device=like.device)
+    generator.manual_seed(seed)
+    return generator
 
 
 def _top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:

@@ -116,6 +116,9 @@ class WorkerMetrics:
                                registry=reg)
         self.lag = Gauge(PREFIX + "consumer_lag", "Messages behind the log end",
                          ["topic", "partition"], registry=reg)
+        self.shed_total = Counter(PREFIX + "shed_total",
+                                  "Requests refused early: they would miss their deadline",
+                                  ["model"], registry=reg)
         self.dlq_total = Counter(PREFIX + "dlq_total", "Records sent to the dead-letter topic",
                                  ["reason"], registry=reg)
         self.model_load = Gauge(PREFIX + "model_load_seconds", "Duration of the last model load",
@@ -145,6 +148,9 @@ class WorkerMetrics:
         """Drop the lag series of a partition revoked by a rebalance (another worker owns it)."""
         with contextlib.suppress(KeyError):
             self.lag.remove(topic, str(partition))
+
+    def shed(self, model: str) -> None:
+        self.shed_total.labels(model).inc()
 
     def dlq(self, reason: str) -> None:
         self.dlq_total.labels(reason).inc()

@@ -114,6 +114,20 @@ def expired_result(
     return _base(header, "expired", None, worker_id, completed_at_ms, timings, 0)
 
 
+def shed_result(
+    header: RequestHeader, *, worker_id: str, completed_at_ms: int, estimated_completion_ms: float
+) -> dict[str, Any]:
+    """Refused before queueing: the backlog ahead means it would finish after its deadline."""
+    result = _base(header, "expired", None, worker_id, completed_at_ms, _NO_TIMINGS, 0)
+    late_by = estimated_completion_ms - completed_at_ms
+    result["error"] = {
+        "code": "shed",
+        "message": f"the backlog ahead would finish it about {late_by:.0f} ms from now, "
+        "after its deadline; shed without compute",
+    }
+    return result
+
+
 def _base(
     header: RequestHeader,
     status: str,

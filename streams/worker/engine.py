@@ -27,7 +27,7 @@ from streams.batching import MicroBatcher
 from streams.codec import RecordCodec
 from streams.errors import DecodeError, InvalidRequest
 from streams.requests import RequestHeader, count_input_tokens, validate_request
-from streams.results import expired_result, rejected_result
+from streams.results import expired_result, rejected_result, shed_result
 from streams.worker.dlq import dead_letter
 from streams.worker.emitter import Emitter, OnSent
 from streams.worker.jobs import Job, Source
@@ -186,7 +186,10 @@ class WorkerEngine:
                 await self._reject(record, source, exc.code, exc, header=header,
                                    task=str(decoded.get("task") or ""))
                 continue
-            self.lanes[(model.name, model.version)].add(Job(item, source, tokens, now_ms()))
+            job = Job(item, source, tokens, now_ms())
+            completion = self.lanes[model.key].admit(job)
+            if completion is not None:
+                await self._shed(job, model.name, completion)
 
     async def _reject(self, record: ConsumerRecord[Any, Any], source: Source, code: str,
                       error: Exception, header: RequestHeader | None, task: str = "") -> None:
@@ -200,6 +203,12 @@ class WorkerEngine:
         self.observer.dead_lettered(code)
         on_sent = None if result is None else self._logged(result, source, task)
         await self._emitter.dead_letter(letter, source, result, on_sent)
+
+    async def _shed(self, job: Job, model: str, completion_ms: float) -> None:
+        self.observer.shed(model)
+        result = shed_result(job.item.header, worker_id=self.options.worker_id,
+                             completed_at_ms=int(now_ms()), estimated_completion_ms=completion_ms)
+        await self._publish(result, job, None, None)
 
     def _logged(self, result: dict[str, Any], source: Source, task: str) -> OnSent:
         """Report a result that no model lane produced (expired on arrival, rejected)."""

@@ -19,6 +19,7 @@ from typing import Any
 from models.base import ModelOutput
 from streams.batching import Batch, MicroBatcher
 from streams.results import Timings, error_result, expired_result, ok_result
+from streams.shedding import ServiceTimeEstimate, misses_deadline
 from streams.worker.jobs import Job
 from streams.worker.served import ServedModel
 
@@ -45,6 +46,7 @@ class ModelLane:
                                             thread_name_prefix=f"model-{model.name}")
         self._running: asyncio.Task[None] | None = None
         self._busy = asyncio.Lock()  # held while a batch computes and publishes
+        self.service_time = ServiceTimeEstimate()
         self.computed = 0
 
     @property
@@ -54,6 +56,17 @@ class ModelLane:
     def add(self, job: Job) -> None:
         self.batcher.add(job, job.tokens, job.enqueued_at_ms)
         self._wake.set()
+
+    def admit(self, job: Job) -> float | None:
+        """Queue `job`, or return its estimated completion (ms) when that would miss its
+        deadline: the caller sheds it instead (see streams/shedding.py)."""
+        completion = self.service_time.completion_ms(
+            job.enqueued_at_ms, self.batcher.pending, self.batcher.max_batch_size,
+            self._busy.locked())
+        if misses_deadline(job.deadline_ms, completion):
+            return completion
+        self.add(job)
+        return None
 
     def start(self) -> None:
         self._running = asyncio.create_task(self._loop(), name=f"lane-{self.model.name}")
@@ -118,6 +131,7 @@ class ModelLane:
         except Exception as exc:  # noqa: BLE001 - a model failure fails this batch only
             outputs, failure = None, exc
         finished = now_ms()
+        self.service_time.observe(finished - started)
         self.computed += len(inputs)
         self._on_batch(self.model.name, len(inputs), (finished - started) / 1000.0)
         if failure is not None:

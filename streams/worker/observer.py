@@ -17,6 +17,9 @@ class WorkerObserver(Protocol):
     def dead_lettered(self, code: str) -> None:
         """A record went to the dead-letter topic."""
 
+    def shed(self, model: str) -> None:
+        """A request was refused early: it would have missed its deadline."""
+
     def batch_done(self, model: str, size: int, inference_s: float) -> None:
         """A model lane finished one batch."""
 
@@ -35,6 +38,9 @@ class NullObserver:
         pass
 
     def dead_lettered(self, code: str) -> None:
+        pass
+
+    def shed(self, model: str) -> None:
         pass
 
     def batch_done(self, model: str, size: int, inference_s: float) -> None:

@@ -30,6 +30,9 @@ class Telemetry:
     def dead_lettered(self, code: str) -> None:
         self.metrics.dlq(code)
 
+    def shed(self, model: str) -> None:
+        self.metrics.shed(model)
+
     def batch_done(self, model: str, size: int, inference_s: float) -> None:
         self.metrics.observe_batch(model, size)
 

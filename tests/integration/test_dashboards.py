@@ -241,7 +241,8 @@ def test_prometheus_evaluates_every_live_panel(prometheus_port: int) -> None:
     assert not pending, f"no finite value after 60 s for: {json.dumps(pending, indent=1)}"
     model = variable(load_dashboards()["streamserve-live.json"], "model")
     assert model["definition"] == "label_values(streamserve_requests_total, model)"
-    values = _api(prometheus_port, "label/model/values", **{"match[]": "streamserve_requests_total"})
+    values = _api(prometheus_port, "label/model/values",
+                  **{"match[]": "streamserve_requests_total"})
     assert sorted(values) == sorted(MODELS)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -102,3 +103,25 @@ async def test_registry_reload_switches_versions_without_losing_requests(
     assert len({r["request_id"] for r in before}) == 400
     assert {r["model_version"] for r in after} == {"v2"}
     assert "v1" in {r["model_version"] for r in before}  # traffic really moved mid-stream
+
+
+async def test_backlog_beyond_deadlines_is_shed_early_and_never_computed(
+        kafka: LocalCluster) -> None:
+    settings = pipeline_settings(kafka, topic_partitions=1, max_batch_size=2, max_wait_ms=0.0)
+    served = ServedModels.of([_encoder("1", delay_s=0.2)])
+    async with running_workers(settings, 1, [served]) as workers, \
+            client_for(settings) as client:
+        await client.infer(new_request("encoder", "embed", text="warm up the estimate"))
+        deadline = int(time.time() * 1000) + 1500
+        results = await client.infer_many(
+            [new_request("encoder", "embed", text=f"d{i}", deadline_ms=deadline)
+             for i in range(40)], timeout_s=60)
+        computed = workers.computed() - 1
+    shed = [r for r in results if r["status"] == "expired" and r["error"]
+            and r["error"]["code"] == "shed"]
+    ok = [r for r in results if r["status"] == "ok"]
+    late = [r for r in results if r["status"] == "expired" and not r["error"]]
+    assert len(shed) + len(ok) + len(late) == 40
+    assert len(shed) >= 20  # ~7 batches of 2 fit in 1.5 s: the rest is refused up front
+    assert all(r["completed_at"] < deadline for r in shed)  # refused early, not at the deadline
+    assert computed == len(ok)  # neither shed nor expired requests reached the model
