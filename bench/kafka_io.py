@@ -97,24 +97,20 @@ def preload(topics: Topics, pairs: Sequence[Pair]) -> None:
         f"({time.perf_counter() - started:.1f}s)")
 
 
-async def _end_total(consumer: AIOKafkaConsumer, topic: str) -> int:
-    parts = consumer.partitions_for_topic(topic) or set()
-    if not parts:
-        await consumer.topics()  # refresh metadata
-        parts = consumer.partitions_for_topic(topic) or set()
-    ends = await consumer.end_offsets([TopicPartition(topic, p) for p in parts])
+async def _end_total(consumer: AIOKafkaConsumer, topic: str, partitions: int) -> int:
+    ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
     return int(sum(ends.values()))
 
 
 async def _wait_count(bootstrap: str, topic: str, expected: int, timeout_s: float,
-                      alive: Any) -> int:
+                      alive: Any, partitions: int) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await consumer.start()
     try:
         deadline = time.monotonic() + timeout_s
         count = 0
         while time.monotonic() < deadline:
-            count = await _end_total(consumer, topic)
+            count = await _end_total(consumer, topic, partitions)
             if count >= expected or (alive is not None and not alive()):
                 return count
             await asyncio.sleep(0.2)
@@ -124,13 +120,14 @@ async def _wait_count(bootstrap: str, topic: str, expected: int, timeout_s: floa
 
 
 def wait_count(bootstrap: str, topic: str, expected: int, timeout_s: float,
-               alive: Any = None) -> int:
-    """Poll the topic's end offsets (cheap: no records read) until `expected` records are in."""
-    return asyncio.run(_wait_count(bootstrap, topic, expected, timeout_s, alive))
+               alive: Any = None, partitions: int = PARTITIONS) -> int:
+    """Poll the topic's end offsets (cheap: no records read) until `expected` records are in,
+    the time is up, or `alive()` says the contenders are gone."""
+    return asyncio.run(_wait_count(bootstrap, topic, expected, timeout_s, alive, partitions))
 
 
-async def _read(bootstrap: str, topic: str, expected: int, decode: bool,
-                timeout_s: float) -> list[tuple[float, dict[str, Any] | None]]:
+async def _read(bootstrap: str, topic: str, expected: int, decode: bool, timeout_s: float,
+                partitions: int) -> list[tuple[float, dict[str, Any] | None]]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                 auto_offset_reset="earliest", enable_auto_commit=False,
                                 max_partition_fetch_bytes=8 * 1024 * 1024)
@@ -138,9 +135,7 @@ async def _read(bootstrap: str, topic: str, expected: int, decode: bool,
     codec = result_codec()
     out: list[tuple[float, dict[str, Any] | None]] = []
     try:
-        await consumer.topics()
-        parts = consumer.partitions_for_topic(topic) or set()
-        consumer.assign([TopicPartition(topic, p) for p in parts])
+        consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
         deadline = time.monotonic() + timeout_s
         while len(out) < expected and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=300, max_records=10_000)
@@ -154,6 +149,7 @@ async def _read(bootstrap: str, topic: str, expected: int, decode: bool,
 
 
 def read_results(bootstrap: str, topic: str, expected: int, decode: bool = False,
-                 timeout_s: float = 60.0) -> list[tuple[float, dict[str, Any] | None]]:
-    """(broker append time in ms, decoded result or None) of every record on `topic`."""
-    return asyncio.run(_read(bootstrap, topic, expected, decode, timeout_s))
+                 timeout_s: float = 60.0, partitions: int = PARTITIONS,
+                 ) -> list[tuple[float, dict[str, Any] | None]]:
+    """(broker append time in ms, decoded result or None) of the records on `topic`."""
+    return asyncio.run(_read(bootstrap, topic, expected, decode, timeout_s, partitions))

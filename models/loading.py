@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from models.base import ModelRunner
-from models.fake import FakeRunner
+from models.fake import FakeRunner, FakeStreamingGenerator
 from models.registry import ModelSpec
 from models.sources import resolve_source
 
@@ -30,7 +30,7 @@ def load_runner(
     """
     say = progress or (lambda _message: None)
     if spec.kind == "fake":
-        return FakeRunner(spec)
+        return FakeStreamingGenerator(spec) if spec.engine == "continuous" else FakeRunner(spec)
     path = resolve_source(spec)
     # Imported here so that the fake runner and the registry work without torch installed.
     from models import hf
@@ -43,7 +43,11 @@ def load_runner(
     say(f"loading {spec.name} {spec.version} …")
     started = time.perf_counter()
     runner: ModelRunner
-    if spec.kind == "causal_lm":
+    if spec.kind == "causal_lm" and spec.engine == "continuous":
+        from models.continuous import ContinuousEngine
+
+        runner = ContinuousEngine.load(spec, path)  # also a StreamingGenerator
+    elif spec.kind == "causal_lm":
         from models.causal_lm import CausalLMRunner
 
         runner = CausalLMRunner.load(spec, path)

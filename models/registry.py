@@ -20,12 +20,16 @@ from models.spec_fields import EntryReader
 Kind = Literal["causal_lm", "encoder", "fake"]
 Format = Literal["safetensors", "gguf"]
 DType = Literal["float32", "float16", "bfloat16"]
+# "static": micro-batches around `generate`; "continuous": one continuous-batching engine that
+# streams tokens (models/continuous.py, or the fake streaming engine for kind = "fake").
+Engine = Literal["static", "continuous"]
 
 _PACKAGE_SOURCE = re.compile(r"^package:[A-Za-z_][A-Za-z0-9_]*(/.+)?$")
 DEFAULT_REGISTRY = Path(__file__).with_name("registry.toml")
 KINDS: tuple[Kind, ...] = ("causal_lm", "encoder", "fake")
 FORMATS: tuple[Format, ...] = ("safetensors", "gguf")
 DTYPES: tuple[DType, ...] = ("float32", "float16", "bfloat16")
+ENGINES: tuple[Engine, ...] = ("static", "continuous")
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class ModelSpec:
     format: Format = "safetensors"
     dtype: DType = "float32"
     device: str = "cpu"  # "cpu" | "cuda" | "cuda:N" | "auto"
+    engine: Engine = "static"  # how generate runs (see Engine)
     max_batch_size: int = 8
     max_input_tokens: int = 512
     max_new_tokens: int = 0  # cap for generate; 0 for models that do not generate
@@ -131,6 +136,7 @@ def parse_entry(entry: object, origin: Path, index: int = 0) -> ModelSpec:
         format=r.choice("format", FORMATS, default="safetensors"),
         dtype=r.choice("dtype", DTYPES, default="float32"),
         device=r.device("device", default="cpu"),
+        engine=r.choice("engine", ENGINES, default="static"),
         max_batch_size=r.integer("max_batch_size", default=8, minimum=1),
         max_input_tokens=r.integer("max_input_tokens", default=512, minimum=1),
         max_new_tokens=r.integer("max_new_tokens", default=0, minimum=0),
@@ -164,6 +170,8 @@ def _check_consistency(spec: ModelSpec, r: EntryReader) -> None:
         r.fail("a causal_lm serves only tasks = ['generate']")
     if "generate" in spec.tasks and spec.max_new_tokens < 1:
         r.fail("max_new_tokens must be >= 1 for a model that generates")
+    if spec.engine == "continuous" and "generate" not in spec.tasks:
+        r.fail("engine 'continuous' is for models that generate")
     if spec.format == "gguf" and spec.kind != "causal_lm":
         r.fail("format 'gguf' is supported for causal_lm models only")
     if "{}" not in spec.label_template:

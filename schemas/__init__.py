@@ -17,6 +17,7 @@ from typing import Any
 
 REQUEST_SUBJECT = "dev.streamserve.InferenceRequest"
 RESULT_SUBJECT = "dev.streamserve.InferenceResult"
+TOKEN_SUBJECT = "dev.streamserve.TokenChunk"
 
 
 @dataclass(frozen=True)

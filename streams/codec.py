@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from schemas import REQUEST_SUBJECT, RESULT_SUBJECT, load_catalog
+from schemas import REQUEST_SUBJECT, RESULT_SUBJECT, TOKEN_SUBJECT, load_catalog
 from streams.errors import DecodeError, EncodeError
 
 MAGIC = 0
@@ -200,3 +200,7 @@ def request_codec(catalog: SchemaCatalog | None = None) -> RecordCodec:
 
 def result_codec(catalog: SchemaCatalog | None = None) -> RecordCodec:
     return RecordCodec(catalog or builtin_catalog(), RESULT_SUBJECT)
+
+
+def token_codec(catalog: SchemaCatalog | None = None) -> RecordCodec:
+    return RecordCodec(catalog or builtin_catalog(), TOKEN_SUBJECT)

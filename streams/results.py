@@ -161,5 +161,6 @@ def _base(
         "error": None,
         "created_at": header.created_at_ms,
         "completed_at": completed_at_ms,
+        "time_to_first_token_ms": None,
         "attributes": dict(header.attributes),
     }

@@ -18,8 +18,10 @@ substituted the way Grafana and grafana-clickhouse-datasource v4 expand them (pk
     $__conditionalAll(cond, $model)        cond, or 1=1 when "All" is selected (frontend macro)
     ${model:singlequote}                   'm1','m2'
 
-with FROM = now - 1 h, TO = now + 1 min and N = 60. PromQL gets `$model` -> `(m1|m2)` and the
-interval variables -> a duration (see `promql_for_prometheus`). Any `$` left over fails the test.
+with FROM = NOW - 1 h, TO = NOW + 1 min and N = 60 (NOW is fixed at import; the child process
+stamps its rows relative to the same NOW, so a slow session cannot push them out of range).
+PromQL gets `$model` -> `(m1|m2)` and the interval variables -> a duration (see
+`promql_for_prometheus`). Any `$` left over fails the test.
 
 chDB allows one data path per process, and other tests in the session own one: the SQL runs in a
 child process (`python -m tests.integration.test_dashboards run-sql ...`) with its own path.
@@ -59,6 +61,7 @@ from tests.unit.test_dashboards_static import (
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
 RANGE_BEFORE_S, RANGE_AFTER_S, INTERVAL_S = 3600, 60, 60
+NOW = int(time.time())  # the rows and the time range of every query are relative to it
 BROKEN_SQL = "SELECT count() FROM streamserve.no_such_table FINAL"
 
 
@@ -249,8 +252,7 @@ def test_prometheus_evaluates_every_live_panel(prometheus_port: int) -> None:
 # ------------------------------------------------------------------ chDB
 def _sql_cases() -> list[tuple[str, str, Query | None]]:
     """(case id, SQL as Grafana sends it, the query) for both $model modes and the variable."""
-    now = int(time.time())
-    window = {"start": now - RANGE_BEFORE_S, "end": now + RANGE_AFTER_S}
+    window = {"start": NOW - RANGE_BEFORE_S, "end": NOW + RANGE_AFTER_S}
     cases: list[tuple[str, str, Query | None]] = []
     for query in queries("sql"):
         cases.append((f"{query.id}[selected]", grafana_sql(query.text, **window), query))
@@ -270,7 +272,7 @@ def sql_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str,
     directory = tmp_path_factory.mktemp("dashboards-chdb")
     sql = {case_id: text for case_id, text, _ in SQL_CASES}
     sql["broken"] = BROKEN_SQL
-    (directory / "queries.json").write_text(json.dumps(sql))
+    (directory / "queries.json").write_text(json.dumps({"now": NOW, "sql": sql}))
     child = subprocess.run(
         [sys.executable, "-m", "tests.integration.test_dashboards", "run-sql", str(directory)],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -346,12 +348,13 @@ def run_sql(directory: Path) -> None:
     client = connect_chdb(directory / "chdb")
     migrate(client, "streamserve")
     insert = ClickHouseInserter(lambda: client, "`streamserve`.request_log")
-    rows = _log_rows(time.time())
+    job = json.loads((directory / "queries.json").read_text())
+    rows = _log_rows(job["now"])
     assert len(rows) == EXPECTED_ROWS
     insert(to_block(rows))
     insert(to_block(rows[:25]))  # a replay after a rebalance: same requests, a new block
     results: dict[str, dict[str, Any]] = {}
-    for case_id, sql in json.loads((directory / "queries.json").read_text()).items():
+    for case_id, sql in job["sql"].items():
         try:
             result = client.query(sql)
         except Exception as exc:  # noqa: BLE001 - every failure is reported to the test

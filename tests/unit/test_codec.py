@@ -67,6 +67,7 @@ def full_result(**overrides: Any) -> dict[str, Any]:
         "error": {"code": "runner_failed", "message": "boom"},
         "created_at": 1_700_000_000_000,
         "completed_at": 1_700_000_000_047,
+        "time_to_first_token_ms": 12.5,
         "attributes": {"k": "v"},
     }
     record.update(overrides)
@@ -140,7 +141,7 @@ def test_framing_errors(payload: bytes, reason: str, fragment: str) -> None:
 def test_result_on_requests_topic_is_wrong_subject() -> None:
     payload = result_codec().encode(full_result())
     with pytest.raises(
-        DecodeError, match=r"is dev\.streamserve\.InferenceResult v1, expected a dev"
+        DecodeError, match=r"is dev\.streamserve\.InferenceResult v2, expected a dev"
     ):
         request_codec().decode(payload)
 
@@ -218,9 +219,11 @@ def test_schema_added_by_id_alone_lands_in_its_subject_read_only() -> None:
     v1 = next(e for e in load_catalog() if e.subject == RESULT_SUBJECT)
     added = catalog.add(42, json.dumps(v1.load()))  # as fetched from a registry by id
     assert (added.subject, added.version) == (RESULT_SUBJECT, 0)
-    assert catalog.latest(RESULT_SUBJECT).schema_id == 2  # readable, never the written version
-    payload = RecordCodec(catalog, RESULT_SUBJECT, schema_id=42).encode(full_result())
-    assert result_codec(catalog).decode(payload) == full_result()
+    assert catalog.latest(RESULT_SUBJECT).schema_id == 3  # readable, never the written version
+    v1_result = {k: v for k, v in full_result().items() if k != "time_to_first_token_ms"}
+    payload = RecordCodec(catalog, RESULT_SUBJECT, schema_id=42).encode(v1_result)
+    # A v1 record read as the current v2: the field v2 added takes its default.
+    assert result_codec(catalog).decode(payload) == {**v1_result, "time_to_first_token_ms": None}
     with pytest.raises(ValueError, match="already belongs"):
         catalog.add(42, catalog.latest(REQUEST_SUBJECT).parsed)
     with pytest.raises(KeyError, match="no schema for subject"):

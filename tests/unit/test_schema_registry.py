@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from schemas import REQUEST_SUBJECT, RESULT_SUBJECT, load_catalog
+from schemas import REQUEST_SUBJECT, RESULT_SUBJECT, TOKEN_SUBJECT, load_catalog
 from streams.codec import RecordCodec, request_codec
 from streams.config import Settings
 from streams.errors import SchemaRegistryError
@@ -74,7 +74,7 @@ def registry_url() -> Iterator[str]:
 def test_registers_shipped_schemas_and_decodes_with_registry_ids(registry_url: str) -> None:
     client = SchemaRegistryClient(registry_url)
     catalog = registry_catalog(client)
-    assert set(FakeRegistry.subjects) == {REQUEST_SUBJECT, RESULT_SUBJECT}
+    assert set(FakeRegistry.subjects) == {REQUEST_SUBJECT, RESULT_SUBJECT, TOKEN_SUBJECT}
     codec = request_codec(catalog)
     assert codec.schema_id >= 1000
     record = {"request_id": "r", "model": "m", "task": "embed", "text": "t", "created_at": 1}
