@@ -19,7 +19,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,25 +27,16 @@ from transformers import PreTrainedTokenizerBase
 from models import hf
 from models.base import ModelInput, ModelOutput, Task, TokenEvent
 from models.errors import InvalidModelInput
-from models.paged import RowSamplingProcessor, new_manager, plan_cache
+from models.paged import RowSamplingProcessor, healthy, new_manager, plan_cache, stop
 from models.prompting import PromptCodec, eos_ids
 from models.registry import ModelSpec
 from models.stream_wait import collect
-from models.token_stream import TextStream
+from models.token_stream import RequestTable, StreamRequest, TextStream
 
 logger = logging.getLogger(__name__)
 
-OnEvent = Callable[[TokenEvent], None]
-_POLL_S = 0.02  # how long the dispatcher waits for output before looking at cancellations
+_POLL_S = 0.02  # how long the dispatcher waits for output before looking at its commands
 _RESTART_PAUSE_S = 1.0
-
-
-@dataclass
-class _Request:
-    request_id: str
-    on_event: OnEvent
-    stream: TextStream
-    tokens_in: int
 
 
 class ContinuousEngine:
@@ -60,23 +50,18 @@ class ContinuousEngine:
         self._device = hf.resolve_device(spec.device)
         self._codec = PromptCodec(tokenizer, spec.max_input_tokens, spec.key)
         self._eos = sorted(eos_ids(model, tokenizer))
-        self._plan = plan_cache(
-            model.config,
-            model.dtype,
-            spec.max_batch_size,
-            spec.max_input_tokens + spec.max_new_tokens,
-        )
+        longest = spec.max_input_tokens + spec.max_new_tokens
+        self._plan = plan_cache(model.config, model.dtype, spec.max_batch_size, longest)
         self._sampler = RowSamplingProcessor()
-        self._ids = itertools.count()
-        self._lock = threading.Lock()  # guards _requests, _manager and _closed
-        self._requests: dict[str, _Request] = {}  # by engine key (request ids may repeat)
+        self._keys = itertools.count()
+        self._requests = RequestTable()
+        # Commands for the dispatcher: ("cancel" | "fail" | "close", key, message).
         self._commands: queue.SimpleQueue[tuple[str, str, str]] = queue.SimpleQueue()
+        self._lock = threading.Lock()  # submit vs. replacing the manager vs. close
         self._closed = False
         self._restarted_at = 0.0
         self._manager: Any = self._start_manager()
-        self._dispatcher = threading.Thread(
-            target=self._dispatch, name=f"generate-{spec.key}", daemon=True
-        )
+        self._dispatcher = threading.Thread(target=self._dispatch, name=spec.key, daemon=True)
         self._dispatcher.start()
 
     @classmethod
@@ -89,19 +74,18 @@ class ContinuousEngine:
         return len(self._codec.encode(item))
 
     def active(self) -> int:
-        with self._lock:
-            return len(self._requests)
+        return len(self._requests)
 
-    def submit(self, item: ModelInput, on_event: OnEvent) -> None:
+    def submit(self, item: ModelInput, on_event: Callable[[TokenEvent], None]) -> None:
         prompt = self._codec.prompt_ids(item)  # raises InvalidModelInput before anything queues
         params = item.parameters
         limit = max(1, min(params.max_new_tokens, self.max_new_tokens))
         stream = TextStream(self._codec.decode, eos_ids=self._eos, limit=limit, stops=params.stop)
-        key = f"{item.request_id}#{next(self._ids)}"
+        key = f"{item.request_id}#{next(self._keys)}"
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"model {self.name} is closed")
-            self._requests[key] = _Request(item.request_id, on_event, stream, len(prompt))
+            self._requests.add(key, StreamRequest(item.request_id, on_event, stream, len(prompt)))
             self._sampler.register(key, params)
             added = self._manager.add_request(
                 prompt, request_id=key, max_new_tokens=limit, streaming=True, eos_token_id=self._eos
@@ -110,8 +94,8 @@ class ContinuousEngine:
             self._commands.put(("fail", key, "the generation engine is restarting"))
 
     def cancel(self, request_id: str) -> None:
+        keys = self._requests.keys_for(request_id)
         with self._lock:
-            keys = [k for k, r in self._requests.items() if r.request_id == request_id]
             for key in keys:
                 self._manager.cancel_request(key)
         for key in keys:
@@ -132,12 +116,12 @@ class ContinuousEngine:
         self._commands.put(("close", "", ""))
         if threading.current_thread() is not self._dispatcher:  # close() from a callback
             self._dispatcher.join(timeout=30)
-        self._stop_manager(self._manager)
+        stop(self._manager)
         self._model = None
         gc.collect()
         hf.release(self._device)
 
-    # ---- the dispatcher thread ----
+    # ---- everything below runs on the dispatcher thread ----
 
     def _dispatch(self) -> None:
         while self._apply_commands():
@@ -145,14 +129,12 @@ class ContinuousEngine:
             output = manager.get_result(timeout=_POLL_S)
             if output is not None:
                 self._on_output(output)
-            elif not _healthy(manager):
+            elif not healthy(manager):
                 self._restart("the generation engine stopped unexpectedly")
-        with self._lock:
-            failed = self._take_all()
-        self._fail(failed, "model closed")
+        self._fail(self._requests.take_all(), "model closed")
 
     def _apply_commands(self) -> bool:
-        """Handle cancellations and failures; False once the engine closes."""
+        """Handle cancellations and failed submissions; False once the engine closes."""
         while True:
             try:
                 command, key, message = self._commands.get_nowait()
@@ -162,80 +144,56 @@ class ContinuousEngine:
                 return False
             request = self._pop(key)
             if request is None:
-                continue  # already finished: it had its one finished event
+                continue  # it already had its one finished event
             if command == "cancel":
-                self._finish(key, request, request.stream.close("cancelled"))
-            else:
-                self._emit(request, TokenEvent(request.request_id, "", 0, True, error=message))
-                if not _healthy(self._manager):
-                    self._restart(message)
+                request.finish(request.stream.close("cancelled"))
+                continue
+            request.fail(message)
+            if not healthy(self._manager):
+                self._restart(message)
 
     def _on_output(self, output: Any) -> None:
         key = output.request_id
-        with self._lock:
-            request = self._requests.get(key)
+        request = self._requests.get(key)
         if request is None:
-            return  # a late output of a cancelled or stop-string-finished request
+            return  # a late output of a request we already finished (cancel, stop string)
         if output.error is not None:
             self._pop(key)
-            error = f"generation failed: {output.error}"
-            self._emit(request, TokenEvent(request.request_id, "", 0, True, error=error))
+            request.fail(f"generation failed: {output.error}")
             return
         stream = request.stream
         delta = stream.update(output.generated_tokens)
         if output.is_finished() and not stream.finished:
             delta += stream.close("length")  # the manager's own limit (ours is the same)
         if not stream.finished:
-            if delta:
-                self._emit(request, TokenEvent(request.request_id, delta, stream.tokens_out))
+            request.progress(delta)
             return
         self._pop(key)
         if not output.is_finished():  # a stop string: stop spending compute on it
             self._manager.cancel_request(key)
-        self._finish(key, request, delta)
+        request.finish(delta)
 
-    def _finish(self, key: str, request: _Request, delta: str) -> None:
-        stream = request.stream
-        out = ModelOutput(
-            text=stream.emitted,
-            tokens_in=request.tokens_in,
-            tokens_out=stream.tokens_out,
-            finish_reason=stream.finish_reason,
-        )
-        self._emit(request, TokenEvent(request.request_id, delta, stream.tokens_out, True, out))
-
-    def _pop(self, key: str) -> _Request | None:
-        with self._lock:
-            request = self._requests.pop(key, None)
+    def _pop(self, key: str) -> StreamRequest | None:
         self._sampler.forget(key)
-        return request
-
-    def _emit(self, request: _Request, event: TokenEvent) -> None:
-        try:
-            request.on_event(event)
-        except Exception:  # a broken callback must not stop every other request's stream
-            logger.exception("on_event callback failed for request %s", request.request_id)
+        return self._requests.pop(key)
 
     def _restart(self, reason: str) -> None:
         if time.monotonic() - self._restarted_at < _RESTART_PAUSE_S:
             time.sleep(_RESTART_PAUSE_S)  # a manager that dies on start must not spin a core
         logger.warning("model %s: restarting the generation manager (%s)", self.name, reason)
         with self._lock:
-            self._stop_manager(self._manager)
+            # Old one first: stopping it gives the model its own attention back, which must
+            # happen before the new manager switches the model to paged attention again.
+            stop(self._manager)
             self._manager = self._start_manager()
-            failed = self._take_all()
+            failed = self._requests.take_all()  # under the lock: none of them reached the new one
         self._restarted_at = time.monotonic()
         self._fail(failed, reason)
 
-    def _take_all(self) -> list[tuple[str, _Request]]:
-        failed = list(self._requests.items())
-        self._requests.clear()
-        return failed
-
-    def _fail(self, failed: list[tuple[str, _Request]], reason: str) -> None:
+    def _fail(self, failed: list[tuple[str, StreamRequest]], reason: str) -> None:
         for key, request in failed:
             self._sampler.forget(key)
-            self._emit(request, TokenEvent(request.request_id, "", 0, True, error=reason))
+            request.fail(reason)
 
     def _start_manager(self) -> Any:
         return new_manager(
@@ -246,15 +204,3 @@ class ContinuousEngine:
             self._codec.pad_id,
             self._sampler,
         )
-
-    @staticmethod
-    def _stop_manager(manager: Any) -> None:
-        # A hard stop fails what it still holds (we drop those outputs: the requests are
-        # failed or finished by then) and gives the model its own attention back.
-        manager.stop(block=True, timeout=10, hard_stop=True)
-        manager.destroy()
-
-
-def _healthy(manager: Any) -> bool:
-    status = manager.background_thread_status.can_accept_new_requests()
-    return bool(manager.is_running()) and status is None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from transformers import GenerationConfig, LogitsProcessorList
@@ -84,18 +84,18 @@ class RowSamplingProcessor(ContinuousBatchingLogitsProcessor):
         self._rows = [request.state.request_id for request in requests_with_new_token]
         return torch.zeros(len(self._rows), dtype=torch.int32)
 
-    def __call__(self, scores: torch.Tensor, tensor_arg: torch.Tensor) -> torch.Tensor:
+    def __call__(self, scores: torch.FloatTensor, tensor_arg: torch.Tensor) -> torch.FloatTensor:
         with self._lock:
             rows = [(i, rid, self._params.get(rid)) for i, rid in enumerate(self._rows)]
         picks = [(i, rid, p) for i, rid, p in rows if p is not None and i < scores.size(0)]
         if not picks:
             return scores
-        scores = scores.clone()
+        masked = scores.clone()
         for row, request_id, params in picks:
-            token = draw_token(scores[row], params, self._generator(request_id, params, scores))
-            scores[row].fill_(float("-inf"))
-            scores[row, token] = 0.0
-        return scores
+            token = draw_token(masked[row], params, self._generator(request_id, params, masked))
+            masked[row].fill_(float("-inf"))
+            masked[row, token] = 0.0
+        return cast(torch.FloatTensor, masked)
 
     def _generator(
         self, request_id: str, params: GenerationParameters, like: torch.Tensor
@@ -138,3 +138,17 @@ def new_manager(
     manager.logit_processor = processors
     manager.start()
     return manager
+
+
+def healthy(manager: Any) -> bool:
+    """Running and accepting requests (`add_request` returns None otherwise)."""
+    refused = manager.background_thread_status.can_accept_new_requests()
+    return bool(manager.is_running()) and refused is None
+
+
+def stop(manager: Any) -> None:
+    """Stop and release a manager. A hard stop does not wait for the requests it holds (it fails
+    them into its own output queue, which nobody reads any more) and gives the model its own
+    attention implementation back."""
+    manager.stop(block=True, timeout=10, hard_stop=True)
+    manager.destroy()

@@ -146,6 +146,11 @@ class RequestTable:
         with self._lock:
             return self._requests.pop(key, None)
 
+    def snapshot(self) -> list[tuple[str, StreamRequest]]:
+        """The unfinished requests, oldest first."""
+        with self._lock:
+            return list(self._requests.items())
+
     def keys_for(self, request_id: str) -> list[str]:
         with self._lock:
             return [k for k, r in self._requests.items() if r.request_id == request_id]

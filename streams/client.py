@@ -11,12 +11,12 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.codec import RecordCodec, request_codec, result_codec
+from streams.codec import RecordCodec, request_codec, result_codec, token_codec
 from streams.config import Settings
 from streams.errors import DecodeError, StreamserveError
 from streams.kafka_options import producer_options, security_options
@@ -59,6 +59,9 @@ class InferenceClient:
         self._consumer = AIOKafkaConsumer(**{**security_options(settings), "group_id": None,
                                              "enable_auto_commit": False})
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._chunks = token_codec()
+        self._streams: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self._next_seq: dict[str, int] = {}
         self._answered: set[str] = set()
         self.duplicates = 0
         self._reader: asyncio.Task[None] | None = None
@@ -81,6 +84,10 @@ class InferenceClient:
             raise StreamserveError(f"results topic {topic!r} does not exist; run "
                                    "`streamserve topics create` first")
         assignment = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tokens = self._settings.tokens_topic
+        if tokens in await self._consumer.topics():  # optional: only streaming needs it
+            assignment += [TopicPartition(tokens, p) for p in
+                           sorted(await self._producer.partitions_for(tokens))]
         self._consumer.assign(assignment)
         await self._consumer.seek_to_end(*assignment)
         for tp in assignment:  # pin the start now, before any request can be answered
@@ -142,12 +149,59 @@ class InferenceClient:
             raise ResultTimeout(f"{missing} of {len(futures)} results missing after "
                                 f"{timeout_s:.0f}s") from None
 
+    async def stream(self, request: Mapping[str, Any],
+                     timeout_s: float = 120.0) -> AsyncIterator[dict[str, Any]]:
+        """Publish `request` with stream=true and yield its TokenChunks in order, the final
+        one last. Duplicate chunks (a worker redoing the request) are dropped by seq."""
+        request_id = str(request["request_id"])
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._streams[request_id] = queue
+        self._next_seq[request_id] = 0
+        try:
+            await self.send({**request, "stream": True})
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(queue.get(), timeout_s)
+                except TimeoutError:
+                    raise ResultTimeout(f"no token for {request_id} within "
+                                        f"{timeout_s:.0f}s") from None
+                yield chunk
+                if chunk["final"]:
+                    return
+        finally:
+            self._streams.pop(request_id, None)
+            self._next_seq.pop(request_id, None)
+
+    async def result(self, request_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
+        """The result of a request sent earlier through this client."""
+        future = self._waiting.get(request_id)
+        if future is None:
+            raise StreamserveError(f"request {request_id} was not sent by this client")
+        return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+
     async def _read_results(self) -> None:
+        tokens_topic = self._settings.tokens_topic
         while True:
             batch = await self._consumer.getmany(timeout_ms=500)
-            for records in batch.values():
+            for tp, records in batch.items():
                 for record in records:
-                    self._resolve(record.value)
+                    if tp.topic == tokens_topic:
+                        self._on_chunk(record.value)
+                    else:
+                        self._resolve(record.value)
+
+    def _on_chunk(self, payload: bytes | None) -> None:
+        try:
+            chunk = self._chunks.decode(payload or b"")
+        except DecodeError as exc:
+            logger.warning("undecodable record on the tokens topic: %s", exc)
+            return
+        request_id = chunk["request_id"]
+        queue = self._streams.get(request_id)
+        if queue is None or chunk["seq"] != self._next_seq[request_id]:
+            return  # not ours, or a duplicate from a redelivery
+        self._next_seq[request_id] += 1
+        queue.put_nowait(chunk)
 
     def _resolve(self, payload: bytes | None) -> None:
         try:

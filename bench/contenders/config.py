@@ -30,6 +30,7 @@ class ContenderConfig:
     new_tokens: int = 32
     web_port: int = 0
     sink_dir: str | None = None  # ours only: write the request log to chDB under this dir
+    variant: str = ""  # raw only: "pipelined" acknowledges and commits behind the next fetch
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

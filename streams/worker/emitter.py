@@ -28,13 +28,14 @@ OnSent = Callable[[], None]
 class Emitter:
     def __init__(self, producer: AIOKafkaProducer, codec: RecordCodec,
                  tracker: OffsetTracker[TP], results_topic: str, dlq_topic: str,
-                 on_fatal: Callable[[BaseException], None]) -> None:
+                 on_fatal: Callable[[BaseException], None], chunk_codec: RecordCodec) -> None:
         self._producer = producer
         self._codec = codec
         self._tracker = tracker
         self._results_topic = results_topic
         self._dlq_topic = dlq_topic
         self._on_fatal = on_fatal
+        self._chunk_codec = chunk_codec
         self._unacked: set[asyncio.Future[Any]] = set()
 
     async def result(self, result: dict[str, Any], source: Source,
@@ -44,6 +45,14 @@ class Emitter:
             reply_topic or self._results_topic, self._codec.encode(result),
             key=result["request_id"].encode())
         self._track(future, source, on_sent)
+
+    async def chunk(self, chunk: dict[str, Any], topic: str) -> asyncio.Future[Any]:
+        """Publish one token chunk (key = request id: one request's chunks share a partition,
+        so they stay in order). Not tracked for offsets: the request's result, sent only
+        after its final chunk is acknowledged, is what commits the record."""
+        future: asyncio.Future[Any] = await self._producer.send(
+            topic, self._chunk_codec.encode(chunk), key=chunk["request_id"].encode())
+        return future
 
     async def dead_letter(self, letter: DeadLetter, source: Source,
                           result: dict[str, Any] | None = None,

@@ -23,8 +23,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import OffsetAndMetadata
 
+from models.base import StreamingGenerator
 from streams.batching import MicroBatcher
-from streams.codec import RecordCodec
+from streams.codec import RecordCodec, token_codec
 from streams.errors import DecodeError, InvalidRequest
 from streams.requests import RequestHeader, count_input_tokens, validate_request
 from streams.results import expired_result, rejected_result, shed_result
@@ -32,6 +33,7 @@ from streams.worker.dlq import dead_letter
 from streams.worker.emitter import Emitter, OnSent
 from streams.worker.jobs import Job, Source
 from streams.worker.lane import ModelLane, now_ms
+from streams.worker.stream_lane import StreamingLane
 from streams.worker.observer import NullObserver, WorkerObserver
 from streams.worker.offsets import OffsetTracker
 from streams.worker.options import EngineOptions
@@ -39,11 +41,14 @@ from streams.worker.served import ServedModel, ServedModels
 
 logger = logging.getLogger(__name__)
 
+Lane = ModelLane | StreamingLane
+
 
 class WorkerEngine:
     def __init__(self, options: EngineOptions, served: ServedModels,
                  request_codec: RecordCodec, result_codec: RecordCodec,
-                 observer: WorkerObserver | None = None) -> None:
+                 observer: WorkerObserver | None = None,
+                 chunk_codec: RecordCodec | None = None) -> None:
         self.options = options
         self.served = served
         self.observer: WorkerObserver = observer or NullObserver()
@@ -52,7 +57,8 @@ class WorkerEngine:
         self._consumer = AIOKafkaConsumer(**options.consumer_kwargs)
         self._producer = AIOKafkaProducer(**options.producer_kwargs)
         self._emitter = Emitter(self._producer, result_codec, self._tracker,
-                                options.results_topic, options.dlq_topic, self._fatal)
+                                options.results_topic, options.dlq_topic, self._fatal,
+                                chunk_codec or token_codec())
         self.lanes = {model.key: self._new_lane(model) for model in served}
         self._stopping = asyncio.Event()
         self._failure: BaseException | None = None
@@ -82,13 +88,21 @@ class WorkerEngine:
     def stop(self) -> None:
         self._stopping.set()
 
-    def _new_lane(self, model: ServedModel) -> ModelLane:
+    def _new_lane(self, model: ServedModel) -> Lane:
         options = self.options
+        if isinstance(model.runner, StreamingGenerator):
+            # Continuous batching admits requests one at a time: a size-1 queue, no waiting.
+            queue: MicroBatcher[Job] = MicroBatcher(1, 0.0, options.max_batch_tokens)
+            return StreamingLane(model, queue, options.worker_id, self._publish,
+                                 self._publish_chunk, self.observer.batch_done)
         batcher: MicroBatcher[Job] = MicroBatcher(
             min(options.max_batch_size, model.runner.max_batch_size), options.max_wait_ms,
             options.max_batch_tokens)
         return ModelLane(model, batcher, options.worker_id, self._publish,
                          self.observer.batch_done)
+
+    async def _publish_chunk(self, chunk: dict[str, Any], job: Job) -> asyncio.Future[Any]:
+        return await self._emitter.chunk(chunk, self.options.tokens_topic)
 
     async def replace_models(self, served: ServedModels) -> None:
         """Serve `served` from now on (hot reload): start lanes for new versions, switch the

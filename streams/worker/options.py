@@ -17,6 +17,7 @@ class EngineOptions:
     requests_topic: str
     results_topic: str
     dlq_topic: str
+    tokens_topic: str
     max_batch_size: int
     max_wait_ms: float
     max_batch_tokens: int
@@ -46,6 +47,7 @@ class EngineOptions:
             requests_topic=settings.requests_topic,
             results_topic=settings.results_topic,
             dlq_topic=settings.dlq_topic,
+            tokens_topic=settings.tokens_topic,
             max_batch_size=settings.max_batch_size,
             max_wait_ms=settings.max_wait_ms,
             max_batch_tokens=settings.max_batch_tokens,
