@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--max-new-tokens", type=int, default=None)
     send.add_argument("--temperature", type=float, default=None)
     send.add_argument("--chat", action="store_true", help="send the text as a user message")
+    send.add_argument("--stream", action="store_true", help="print tokens as they arrive")
     send.add_argument("--timeout", type=float, default=120.0)
     send.set_defaults(handler=_send)
     tail = commands.add_parser("tail", help="follow the results topic")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -49,9 +50,32 @@ def describe_result(result: dict[str, Any]) -> str:
 async def send_and_print(settings: Settings, args: argparse.Namespace) -> int:
     request = build_request(args)
     async with InferenceClient(settings) as client:
-        result = await client.infer(request, timeout_s=args.timeout)
+        if args.stream:
+            await _print_stream(client, request, args.timeout)
+            result = await client.result(request["request_id"], timeout_s=args.timeout)
+            print()
+        else:
+            result = await client.infer(request, timeout_s=args.timeout)
     print(describe_result(result))
     return 0 if result["status"] == "ok" else 1
+
+
+async def _print_stream(client: InferenceClient, request: dict[str, Any],
+                        timeout_s: float) -> None:
+    """Print tokens as they arrive, then time-to-first-token and the mean time per token."""
+    started = time.monotonic()
+    first: float | None = None
+    tokens = 0
+    async for chunk in client.stream(request, timeout_s=timeout_s):
+        if first is None and chunk["delta"]:
+            first = time.monotonic() - started
+        tokens = chunk["tokens_out"]
+        print(chunk["delta"], end="", flush=True)
+    total = time.monotonic() - started
+    if first is not None and tokens > 1:
+        print(f"\n  first token after {first * 1000:.0f} ms, then "
+              f"{(total - first) * 1000 / (tokens - 1):.0f} ms per token ({tokens} tokens)",
+              end="")
 
 
 async def tail_results(settings: Settings, limit: int) -> int:
