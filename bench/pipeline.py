@@ -33,8 +33,7 @@ def _one_model(ctx: Context, model: str, n: int) -> dict[str, Any]:
     else:
         payloads = embed_payloads(model, embed_texts(None, 1024), n, "p")
         timeout = 60.0 + n / 20.0
-    # No tokenizer here: for MiniLM the texts are re-made with the model's own vocabulary check
-    # in the ceiling stage; lengths match (30 single-token words + [CLS]/[SEP]).
+    # The same sentences as the ceiling's (every word is one WordPiece: 32 tokens each).
     preload(topics, payloads)
     rates, batches, inference = [], [], []
     for rep in range(ctx.mode.reps):

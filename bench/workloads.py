@@ -10,10 +10,11 @@ from models.base import ChatMessage, GenerationParameters, ModelInput
 from streams.client import new_request
 from streams.codec import request_codec
 
-# Common words; the ones that are one WordPiece each for MiniLM are kept (see embed_texts).
+# Common words, each one WordPiece for MiniLM, so 30 of them make a 32-token input with or
+# without the tokenizer at hand (embed_texts checks it when it has one).
 _WORDS = (
     "the stream of data flows through a broker and every worker reads its share of the log "
-    "while models turn text into vectors for search ranking and clustering of documents people "
+    "while models turn text into vectors for search ranking and sorting of documents people "
     "write about music food travel sports money weather cities rivers mountains science history "
     "school family friends games movies books art health water light sound time day night year "
     "small large fast slow new old good bad first last long short high low open close early late "
@@ -31,9 +32,7 @@ def embed_texts(count_tokens: Callable[[str], int] | None, n: int, tokens: int =
 
     With no tokenizer (the no-op model) the sentences have `tokens - 2` words.
     """
-    words = list(_WORDS)
-    if count_tokens is not None:
-        words = [w for w in dict.fromkeys(words) if count_tokens(w) == 3]
+    words = list(dict.fromkeys(_WORDS))
     rng = random.Random(seed)
     texts = [" ".join(rng.choice(words) for _ in range(tokens - 2)) for _ in range(n)]
     if count_tokens is not None:

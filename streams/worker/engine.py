@@ -33,11 +33,11 @@ from streams.worker.dlq import dead_letter
 from streams.worker.emitter import Emitter, OnSent
 from streams.worker.jobs import Job, Source
 from streams.worker.lane import ModelLane, now_ms
-from streams.worker.stream_lane import StreamingLane
 from streams.worker.observer import NullObserver, WorkerObserver
 from streams.worker.offsets import OffsetTracker
 from streams.worker.options import EngineOptions
 from streams.worker.served import ServedModel, ServedModels
+from streams.worker.stream_lane import StreamingLane
 
 logger = logging.getLogger(__name__)
 

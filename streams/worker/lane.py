@@ -33,6 +33,14 @@ def now_ms() -> float:
     return time.time() * 1000.0
 
 
+async def sleep_until(wake: asyncio.Event, wake_at_ms: float | None) -> None:
+    """Until `wake` is set or the epoch-ms time `wake_at_ms` comes (None: only `wake`)."""
+    wake.clear()
+    timeout = None if wake_at_ms is None else max(0.0, (wake_at_ms - now_ms()) / 1000.0)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(wake.wait(), timeout)
+
+
 class ModelLane:
     def __init__(self, model: ServedModel, batcher: MicroBatcher[Job], worker_id: str,
                  publish: Publish, on_batch: Callable[[str, int, float], None]) -> None:
@@ -111,10 +119,7 @@ class ModelLane:
                 await self._run(batches[0])
 
     async def _sleep_until(self, wake_at_ms: float | None) -> None:
-        self._wake.clear()
-        timeout = None if wake_at_ms is None else max(0.0, (wake_at_ms - now_ms()) / 1000.0)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+        await sleep_until(self._wake, wake_at_ms)
 
     async def _run(self, batch: Batch[Job]) -> None:
         task = batch.items[0].item.task

@@ -20,7 +20,7 @@ from streams.batching import MicroBatcher
 from streams.results import Timings, error_result, expired_result, ok_result
 from streams.shedding import ServiceTimeEstimate, misses_deadline
 from streams.worker.jobs import Job
-from streams.worker.lane import Publish, now_ms
+from streams.worker.lane import Publish, now_ms, sleep_until
 from streams.worker.served import ServedModel
 
 logger = logging.getLogger(__name__)
@@ -118,13 +118,8 @@ class StreamingLane:
             free = self.engine.max_batch_size - len(self._active)
             batch = self.batcher.ready(current, limit=1) if free > 0 else []
             if not batch:
-                self._wake.clear()
-                wake_at = self.batcher.next_deadline_ms() if free > 0 else None
-                timeout = None if wake_at is None else max(0.0, (wake_at - now_ms()) / 1000)
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-                except TimeoutError:
-                    pass
+                await sleep_until(self._wake,
+                                  self.batcher.next_deadline_ms() if free > 0 else None)
                 continue
             for job in batch[0].items:
                 self._submit(job)
