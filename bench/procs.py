@@ -106,3 +106,20 @@ def any_alive(procs: Sequence[Proc]) -> bool:
 def renamed(config: ContenderConfig, name: str, workdir: Path) -> ContenderConfig:
     return replace(config, worker_id=name, ready_file=str(workdir / f"{name}.ready"),
                    web_port=free_port())
+
+
+def wait_http_ready(port: int, timeout_s: float = 60.0) -> None:
+    """Until the worker's /ready says yes (models loaded, partitions assigned)."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    raise ContenderError(f"worker on port {port} not ready after {timeout_s:.0f}s")

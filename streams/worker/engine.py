@@ -65,6 +65,7 @@ class WorkerEngine:
         self._paused = False
         self.assigned: set[TopicPartition] = set()
         self._revoked: list[tuple[str, int]] = []
+        self.revocations = 0  # partition hand-overs seen (a healthy idle group has none)
         self.consumed = 0
 
     # ---- lifecycle ---------------------------------------------------------------------
@@ -277,6 +278,7 @@ class WorkerEngine:
         """Hand partitions over cleanly: abandon their queued jobs, finish, commit, forget."""
         if not revoked:
             return
+        self.revocations += 1
         for lane in self.lanes.values():
             lane.remove(lambda job: job.source.tp not in revoked)
         for lane in self.lanes.values():

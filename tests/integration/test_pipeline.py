@@ -131,3 +131,22 @@ def _some_result() -> dict[str, object]:
                         "inference_ms": 0.0, "total_ms": 0.0},
             "batch_size": 0, "worker_id": "", "error": None, "created_at": now,
             "completed_at": now, "attributes": {}}
+
+
+async def test_a_batch_longer_than_the_session_timeout_keeps_the_group_stable(
+        kafka: LocalCluster) -> None:
+    """Inference runs off the event loop, so heartbeats go on during a 13 s batch (the session
+    timeout is 10 s): no rebalance, no redelivery, no duplicate."""
+    settings = pipeline_settings(kafka, topic_partitions=2, max_batch_size=4, max_wait_ms=100.0)
+    async with running_workers(settings, 1, [fake_models(delay_s=13.0)]) as workers, \
+            client_for(settings) as client:
+        engine = workers.engines[0]
+        assigned_before = set(engine.assigned)
+        results = await client.infer_many(
+            [new_request("encoder", "embed", text=f"slow {i}") for i in range(4)],
+            timeout_s=90)
+        assert engine.revocations == 0
+        assert engine.assigned == assigned_before
+        assert client.duplicates == 0
+    assert [r["status"] for r in results] == ["ok"] * 4
+    assert max(r["timings"]["inference_ms"] for r in results) >= 13_000

@@ -1,0 +1,174 @@
+"""Stage 5, latency under load: open-loop Poisson arrivals at fractions of the MiniLM pipeline's
+measured capacity into one worker (max_batch_size = B*, max_wait_ms as configured). The client
+clock measures send → result received; the result's own inference_ms gives the model's share.
+Goal at 70%: p99 end-to-end <= max_wait + 2 x the model's batch time at the batch size that
+formed (the ceiling curve, interpolated)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from bench.ceiling import batch_ms_at
+from bench.common import figure, med, percentile, say
+from bench.context import Context
+from bench.kafka_io import Topics
+from bench.pipeline import b_star
+from bench.procs import config_for, started, wait_http_ready
+from bench.runners import MINILM
+from bench.workloads import embed_texts
+from streams.client import new_request
+from streams.codec import request_codec, result_codec
+
+MAX_WAIT_MS = 10.0
+WARM_S = 1.0
+GOAL_LOAD = 0.7
+
+
+class Load:
+    """Sends at Poisson times and records (sent, received, result) per request id."""
+
+    def __init__(self, topics: Topics, texts: list[str]) -> None:
+        self.topics = topics
+        self.texts = texts
+        self.sent: dict[str, float] = {}
+        self.received: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._requests, self._results = request_codec(), result_codec()
+        self.producer = AIOKafkaProducer(bootstrap_servers=topics.bootstrap, acks="all",
+                                         enable_idempotence=True, linger_ms=0)
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=topics.bootstrap, group_id=None,
+                                         fetch_max_wait_ms=20)
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.producer.start()
+        await self.consumer.start()
+        parts = [TopicPartition(self.topics.results, p) for p in range(self.topics.partitions)]
+        self.consumer.assign(parts)
+        await self.consumer.seek_to_end(*parts)
+        for tp in parts:
+            await self.consumer.position(tp)
+        self._reader = asyncio.create_task(self._read())
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        await self.consumer.stop()
+        await self.producer.stop()
+
+    async def _read(self) -> None:
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=50)
+            now = time.time()
+            for records in batch.values():
+                for record in records:
+                    result = self._results.decode(record.value or b"")
+                    self.received.setdefault(result["request_id"], (now, result))
+
+    async def segment(self, label: str, rate: float, seconds: float, seed: int) -> list[str]:
+        """Open loop for WARM_S + `seconds`; returns the ids sent after the warm-up."""
+        rng = random.Random(seed)
+        start = time.time()
+        at = start
+        measured: list[str] = []
+        i = 0
+        while True:
+            at += rng.expovariate(rate)
+            if at > start + WARM_S + seconds:
+                break
+            delay = at - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            rid = f"{label}-{i:06d}"
+            request = new_request(MINILM, "embed", text=self.texts[i % len(self.texts)],
+                                  request_id=rid)
+            self.sent[rid] = time.time()
+            await self.producer.send(self.topics.requests, self._requests.encode(request),
+                                     key=rid.encode())
+            if at >= start + WARM_S:
+                measured.append(rid)
+            i += 1
+        deadline = time.time() + 30.0
+        while any(r not in self.received for r in measured) and time.time() < deadline:
+            await asyncio.sleep(0.05)
+        return measured
+
+    def stats(self, ids: list[str]) -> dict[str, float]:
+        done = [r for r in ids if r in self.received]
+        e2e = [(self.received[r][0] - self.sent[r]) * 1000.0 for r in done]
+        inference = [self.received[r][1]["timings"]["inference_ms"] for r in done]
+        sizes = [self.received[r][1]["batch_size"] for r in done]
+        return {"sent": len(ids), "answered": len(done),
+                "p50_ms": percentile(e2e, 50), "p99_ms": percentile(e2e, 99),
+                "p99_overhead_ms": percentile([e - i for e, i in zip(e2e, inference,
+                                                                     strict=True)], 99),
+                "inference_p50_ms": percentile(inference, 50),
+                "batch_size_median": statistics.median(sizes) if sizes else float("nan"),
+                "batch_size_mean": statistics.mean(sizes) if sizes else float("nan")}
+
+    def e2e(self, ids: list[str]) -> list[float]:
+        return [(self.received[r][0] - self.sent[r]) * 1000.0 for r in ids if r in self.received]
+
+
+async def _drive(ctx: Context, topics: Topics, capacity: float) -> dict[str, Any]:
+    load = Load(topics, embed_texts(None, 1024, seed=11))
+    await load.start()
+    per_load: dict[str, list[dict[str, float]]] = {f"{f:.2f}": [] for f in ctx.mode.latency_loads}
+    samples: dict[str, list[float]] = {key: [] for key in per_load}
+    try:
+        for rep in range(ctx.mode.reps):
+            for fraction in ctx.mode.latency_loads:
+                key = f"{fraction:.2f}"
+                rate = fraction * capacity
+                ids = await load.segment(f"l{key}-{rep}", rate, ctx.mode.latency_s, seed=rep)
+                stats = load.stats(ids)
+                per_load[key].append(stats)
+                samples[key] += load.e2e(ids)
+                say(f"  latency {fraction:.0%} ({rate:,.0f} req/s) rep {rep + 1}/"
+                    f"{ctx.mode.reps}: p50 {stats['p50_ms']:.1f} ms, p99 "
+                    f"{stats['p99_ms']:.1f} ms, batch ~{stats['batch_size_mean']:.1f}")
+    finally:
+        await load.stop()
+    out: dict[str, Any] = {}
+    for key, runs in per_load.items():
+        out[key] = {name: figure([r[name] for r in runs]) for name in runs[0]}
+        out[key]["rate"] = float(key) * capacity
+    return {"loads": out, "e2e_samples_ms": {k: sorted(v) for k, v in samples.items()}}
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    pipeline = ctx.results.get("pipeline", {}).get(MINILM)
+    if not pipeline:
+        return {"skipped": "needs the MiniLM pipeline capacity (stage pipeline)"}
+    capacity = med(pipeline["rate"])
+    size = b_star(ctx, MINILM)
+    say(f"stage latency: Poisson arrivals at {list(ctx.mode.latency_loads)} of "
+        f"{capacity:,.0f} req/s, {ctx.mode.latency_s:.0f}s each")
+    topics = Topics.fresh(ctx.bootstrap, "latency")
+    topics.create()
+    config = config_for("ours", MINILM, topics, ctx.workdir, "latency-worker", batch_size=size,
+                        torch_threads=ctx.torch_threads, max_wait_ms=MAX_WAIT_MS)
+    with started([config], ctx.workdir):
+        wait_http_ready(config.web_port)  # joined, partitions assigned
+        measured = asyncio.run(_drive(ctx, topics, capacity))
+    out: dict[str, Any] = {"capacity": capacity, "b_star": size, "max_wait_ms": MAX_WAIT_MS,
+                           **measured}
+    goal_key = f"{GOAL_LOAD:.2f}"
+    ceiling = ctx.results.get("ceiling", {}).get(MINILM)
+    if goal_key in out["loads"] and ceiling:
+        at_goal = out["loads"][goal_key]
+        formed = med(at_goal["batch_size_mean"])
+        bound = MAX_WAIT_MS + 2 * batch_ms_at(ceiling, formed)
+        p99 = med(at_goal["p99_ms"])
+        out["goal"] = {"load": GOAL_LOAD, "batch_size_formed": formed,
+                       "model_batch_ms": batch_ms_at(ceiling, formed), "bound_ms": bound,
+                       "p99_ms": p99, "pass": bool(p99 <= bound)}
+        say(f"  goal at 70%: p99 {p99:.1f} ms vs bound {bound:.1f} ms "
+            f"({'pass' if p99 <= bound else 'FAIL'})")
+    return out
