@@ -3,6 +3,7 @@ every batch size B; B* = the B with the best median throughput."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -104,7 +105,7 @@ def batch_ms_at(ceiling: dict[str, Any], size: float) -> float:
     points = sorted((int(b), v["batch_ms"]["median"]) for b, v in ceiling["curve"].items())
     if size <= points[0][0]:
         return float(points[0][1])
-    for (b0, t0), (b1, t1) in zip(points, points[1:], strict=False):
+    for (b0, t0), (b1, t1) in itertools.pairwise(points):
         if size <= b1:
             return float(t0 + (t1 - t0) * (size - b0) / (b1 - b0))
     return float(points[-1][1] * size / points[-1][0])

@@ -56,8 +56,9 @@ def _git() -> str:
 def quix_version(python: Path | None) -> str | None:
     if python is None:
         return None
-    probe = subprocess.run([str(python), "-c", "import quixstreams; print(quixstreams.__version__)"],
-                           capture_output=True, text=True, check=False)
+    code = "import quixstreams; print(quixstreams.__version__)"
+    probe = subprocess.run([str(python), "-c", code], capture_output=True, text=True,
+                           check=False)
     return probe.stdout.strip() or None
 
 

@@ -37,8 +37,9 @@ def quix_available() -> bool:
 
 
 def _site_packages(python: Path) -> str:
-    return subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    code = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    return subprocess.run([str(python), "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip()
 
 
 def build(progress: bool = True) -> Path:

@@ -41,7 +41,8 @@ def measure(label: str, configs: Sequence[ContenderConfig], topics: Topics, expe
                            alive=lambda: any_alive(procs))
         if count < expected:
             tails = "\n".join(f"--- {p.config.worker_id}:\n{p.log_tail(15)}" for p in procs)
-            raise RuntimeError(f"{label}: {count}/{expected} results after {timeout_s:.0f}s"
+            waited = time.monotonic() - started_at
+            raise RuntimeError(f"{label}: {count}/{expected} results after {waited:.0f}s"
                                f"\n{tails}")
     rows = read_results(topics.bootstrap, topics.results, expected, decode=decode)
     stamps = [stamp for stamp, _ in rows]

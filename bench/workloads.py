@@ -12,15 +12,15 @@ from streams.codec import request_codec
 
 # Common words, each one WordPiece for MiniLM, so 30 of them make a 32-token input with or
 # without the tokenizer at hand (embed_texts checks it when it has one).
-_WORDS = (
-    "the stream of data flows through a broker and every worker reads its share of the log "
-    "while models turn text into vectors for search ranking and sorting of documents people "
-    "write about music food travel sports money weather cities rivers mountains science history "
-    "school family friends games movies books art health water light sound time day night year "
-    "small large fast slow new old good bad first last long short high low open close early late "
-    "red blue green black white house car train road bridge market price value order table file "
-    "page line word name number point group power system service message record event state"
-).split()
+_WORDS = """
+the stream of data flows through a broker and every worker reads its share of the log while
+models turn text into vectors for search ranking and sorting of documents people write about
+music food travel sports money weather cities rivers mountains science history school family
+friends games movies books art health water light sound time day night year small large fast
+slow new old good bad first last long short high low open close early late red blue green
+black white house car train road bridge market price value order table file page line word
+name number point group power system service message record event state
+"""
 _TOPICS = ("a lighthouse keeper", "a lost robot", "two rival chefs", "a river town",
            "a mountain rescue", "an old library", "a space station", "a desert caravan")
 Pair = tuple[bytes, bytes]
@@ -32,7 +32,7 @@ def embed_texts(count_tokens: Callable[[str], int] | None, n: int, tokens: int =
 
     With no tokenizer (the no-op model) the sentences have `tokens - 2` words.
     """
-    words = list(dict.fromkeys(_WORDS))
+    words = list(dict.fromkeys(_WORDS.split()))
     rng = random.Random(seed)
     texts = [" ".join(rng.choice(words) for _ in range(tokens - 2)) for _ in range(n)]
     if count_tokens is not None:

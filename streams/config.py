@@ -82,6 +82,15 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, ge=0, le=65535)
     log_level: str = "INFO"
 
+    # --- autoscaling (`streamserve up --workers auto`) and capacity planning (`plan`) ---
+    autoscale_min_replicas: int = Field(default=1, ge=1, le=1024)
+    autoscale_max_replicas: int = Field(default=4, ge=1, le=1024)  # also capped by partitions
+    autoscale_target_drain_s: float = Field(default=30.0, gt=0)  # clear a backlog within this
+    autoscale_poll_s: float = Field(default=5.0, gt=0)
+    autoscale_downscale_window_s: float = Field(default=120.0, ge=0)  # like HPA stabilization
+    autoscale_replica_throughput: float = Field(default=1.0, gt=0)  # model-s/s, until measured
+    autoscale_lag_threshold: int = Field(default=100, ge=1)  # KEDA's lagThreshold (comparison)
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:

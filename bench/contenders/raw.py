@@ -111,7 +111,11 @@ def main() -> None:
     config = ContenderConfig.from_argv()
     runner = loaded_and_warm(config)
     ready_then_wait_for_go(config)
-    uvloop.run(RawLoop(config, runner).run())
+
+    async def serve() -> None:  # aiokafka clients are built on the running loop
+        await RawLoop(config, runner).run()
+
+    uvloop.run(serve())
 
 
 if __name__ == "__main__":

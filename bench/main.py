@@ -1,0 +1,116 @@
+"""`python -m bench [--quick|--smoke]`: start a private Kafka, run the stages, write the report.
+
+Stages, in order (each its own module): ceiling, pipeline, overhead, naive, latency, scaling,
+sink. A stage that fails is recorded in the report and the others still run; Ctrl-C (or SIGTERM)
+stops everything this process started, Kafka included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from bench import ceiling, latency, naive, overhead, pipeline, plots, report, scaling, sink
+from bench.common import say
+from bench.context import Context
+from bench.kafka_io import KAFKA_VERSION, local_kafka
+from bench.machine import describe
+from bench.modes import ALL_STAGES, FULL, QUICK, SMOKE
+from bench.quix_env import quix_available, quix_python
+from bench.runners import ROOT
+
+STAGES: dict[str, Callable[[Context], dict[str, Any]]] = {
+    "ceiling": ceiling.run, "pipeline": pipeline.run, "overhead": overhead.run,
+    "naive": naive.run, "latency": latency.run, "scaling": scaling.run, "sink": sink.run,
+}
+NOTES = [
+    "Contenders run as separate processes (the real worker: WorkerEngine in the faust app under "
+    "uvloop, with Prometheus metrics; request-log sink off except in the sink stage).",
+    "Naive contenders call the model on the event loop / processing thread, once per request, "
+    "as a first faust agent or Quix app does.",
+    "Quix Streams runs from .cache/bench-quix/venv (pydantic-settings<2.16 conflicts with the "
+    "project pin); torch, transformers and streamserve come from the project venv.",
+]
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="fewer batch sizes and records "
+                      "(under 10 minutes on 2 cores)")
+    size.add_argument("--smoke", action="store_true", help="tiny, no-op model and MiniLM B=1 "
+                      "only: keeps the harness from rotting, measures nothing")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results",
+                        help="where the JSON, markdown and PNGs go (default bench/results)")
+    parser.add_argument("--torch-threads", type=int, default=2)
+    parser.add_argument("--stages", default=None,
+                        help=f"comma-separated subset of {','.join(ALL_STAGES)}")
+    parser.add_argument("--no-quix", action="store_true", help="skip the Quix Streams contender")
+    return parser.parse_args(argv)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    started = time.monotonic()
+    args = parse(argv)
+    mode = SMOKE if args.smoke else QUICK if args.quick else FULL
+    stages = args.stages.split(",") if args.stages else list(mode.stages)
+    unknown = set(stages) - set(STAGES)
+    if unknown:
+        print(f"unknown stages {sorted(unknown)}; known: {list(STAGES)}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _interrupt)
+    import torch  # after parsing: --help stays fast
+
+    torch.set_num_threads(args.torch_threads)
+    quix = None
+    if "naive" in stages and not args.no_quix and quix_available():
+        quix = quix_python()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    data: dict[str, Any] = {"meta": {
+        "stamp": stamp, "mode": mode.name, "measurement": mode.is_measurement, "reps": mode.reps,
+        "stages": stages, "machine": describe(args.torch_threads, quix, KAFKA_VERSION)}}
+    say(f"benchmark {mode.name}: stages {stages}, {mode.reps} reps, torch threads "
+        f"{args.torch_threads}, quix {'on' if quix else 'off'}")
+    try:
+        with local_kafka() as cluster, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            ctx = Context(mode, cluster.bootstrap_servers, Path(tmp), args.torch_threads, quix,
+                          data)
+            for stage in stages:
+                begun = time.monotonic()
+                try:
+                    data[stage] = STAGES[stage](ctx)
+                except Exception as exc:  # noqa: BLE001 - recorded; the other stages still run
+                    traceback.print_exc()
+                    data[stage] = {"error": f"{type(exc).__name__}: {str(exc)[:2000]}"}
+                    say(f"stage {stage} FAILED: {exc!r}"[:500])
+                data[stage]["stage_seconds"] = round(time.monotonic() - begun, 1)
+                say(f"stage {stage} done in {data[stage]['stage_seconds']:.0f}s")
+    except KeyboardInterrupt:
+        say("interrupted: everything started was stopped; writing what was measured")
+        data["meta"]["interrupted"] = True
+    data["meta"]["wall_s"] = round(time.monotonic() - started, 1)
+    data["meta"]["machine"]["load_avg_at_end"] = os.getloadavg()
+    data["notes"] = NOTES if quix or "naive" not in stages else NOTES[:2]
+    drawn = [p for p in (plots.throughput_vs_batch(data, args.out / f"{stamp}-throughput.png"),
+                         plots.latency_cdf(data, args.out / f"{stamp}-latency-cdf.png"))
+             if p is not None]
+    json_path, md_path = report.write(data, args.out, drawn)
+    say(f"wrote {json_path}, {md_path}, {args.out / 'latest.md'}"
+        + "".join(f", {p}" for p in drawn))
+    print(md_path.read_text())
+    return 130 if data["meta"].get("interrupted") else 0
