@@ -108,6 +108,20 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings)
 
 
+def _up(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.autoscale.up import run_supervisor
+
+    return run_supervisor(settings, args.workers, args.min, args.max)
+
+
+def _plan(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.analytics import parse_since
+    from streams.capacity import parse_counts, plan_report
+
+    print(plan_report(settings, parse_since(args.since), parse_counts(args.workers)))
+    return 0
+
+
 def _config(args: argparse.Namespace, settings: Settings) -> int:
     print(json.dumps(settings.masked(), indent=2, default=str))
     return 0
@@ -157,6 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--since", default="15m", help="window, e.g. 90s, 15m, 2h, 1d")
     stats.add_argument("--plot", type=Path, default=None, help="write a latency chart (PNG)")
     stats.set_defaults(handler=_stats)
+    scaled = commands.add_parser("up", help="run local workers: N, or autoscaled on lag")
+    scaled.add_argument("--workers", default="auto", help="'auto' (default) or a fixed count")
+    scaled.add_argument("--min", type=int, default=None, help="autoscaling lower bound")
+    scaled.add_argument("--max", type=int, default=None, help="autoscaling upper bound")
+    scaled.set_defaults(handler=_up)
+    plan = commands.add_parser("plan", help="Amdahl/Gustafson speed-ups from measured stages")
+    plan.add_argument("--since", default="1h", help="window, e.g. 15m, 2h, 1d")
+    plan.add_argument("--workers", default="1,2,4,8", help="worker counts to predict")
+    plan.set_defaults(handler=_plan)
     commands.add_parser("demo", help="local Kafka + real models + ClickHouse, end to end"
                         ).set_defaults(handler=_demo)
     return parser

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
@@ -22,6 +23,9 @@ from streams.errors import DecodeError, StreamserveError
 from streams.kafka_options import producer_options, security_options
 
 logger = logging.getLogger(__name__)
+
+
+RECENT_RESULTS = 10_000  # answered requests whose result() stays available
 
 
 class ResultTimeout(StreamserveError):
@@ -62,7 +66,7 @@ class InferenceClient:
         self._chunks = token_codec()
         self._streams: dict[str, asyncio.Queue[dict[str, Any]]] = {}
         self._next_seq: dict[str, int] = {}
-        self._answered: set[str] = set()
+        self._recent: OrderedDict[str, asyncio.Future[dict[str, Any]]] = OrderedDict()
         self.duplicates = 0
         self._reader: asyncio.Task[None] | None = None
 
@@ -174,9 +178,10 @@ class InferenceClient:
 
     async def result(self, request_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
         """The result of a request sent earlier through this client."""
-        future = self._waiting.get(request_id)
+        future = self._waiting.get(request_id) or self._recent.get(request_id)
         if future is None:
-            raise StreamserveError(f"request {request_id} was not sent by this client")
+            raise StreamserveError(f"request {request_id} was not sent by this client "
+                                   f"(or is older than its last {RECENT_RESULTS} results)")
         return await asyncio.wait_for(asyncio.shield(future), timeout_s)
 
     async def _read_results(self) -> None:
@@ -210,10 +215,25 @@ class InferenceClient:
             logger.warning("undecodable record on the results topic: %s", exc)
             return
         request_id = result["request_id"]
-        if request_id in self._answered:
+        if request_id in self._recent:
             self.duplicates += 1
             return
         future = self._waiting.pop(request_id, None)
         if future is not None and not future.done():
-            self._answered.add(request_id)
+            self._recent[request_id] = future  # for result(); bounded, oldest dropped
+            while len(self._recent) > RECENT_RESULTS:
+                self._recent.popitem(last=False)
             future.set_result(result)
+            stream = self._streams.get(request_id)
+            if stream is not None and result["status"] != "ok":
+                # Rejected, expired or shed before any token: end the stream with the reason.
+                stream.put_nowait(_closing_chunk(result, self._next_seq[request_id]))
+
+
+def _closing_chunk(result: dict[str, Any], seq: int) -> dict[str, Any]:
+    error = result.get("error") or {}
+    return {"request_id": result["request_id"], "model": result["model"],
+            "model_version": result["model_version"], "seq": seq, "delta": "",
+            "tokens_out": 0, "final": True, "finish_reason": result["status"],
+            "tokens_in": 0, "error": error.get("message"), "created_at": result["created_at"],
+            "emitted_at": result["completed_at"]}

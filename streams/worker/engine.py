@@ -100,7 +100,7 @@ class WorkerEngine:
             min(options.max_batch_size, model.runner.max_batch_size), options.max_wait_ms,
             options.max_batch_tokens)
         return ModelLane(model, batcher, options.worker_id, self._publish,
-                         self.observer.batch_done)
+                         self.observer.batch_done, self._publish_chunk)
 
     async def _publish_chunk(self, chunk: dict[str, Any], job: Job) -> asyncio.Future[Any]:
         return await self._emitter.chunk(chunk, self.options.tokens_topic)

@@ -29,6 +29,23 @@ logger = logging.getLogger(__name__)
 Publish = Callable[[dict[str, Any], Job, float | None, float | None], Awaitable[None]]
 
 
+# (token chunk record, job) -> future of the chunk's acknowledgement
+PublishChunk = Callable[[dict[str, Any], Job], Awaitable["asyncio.Future[Any]"]]
+
+
+def final_chunk(result: dict[str, Any], job: Job, emitted_at_ms: int) -> dict[str, Any]:
+    """The single TokenChunk of a streamed request served by a static (non-streaming) lane."""
+    error = result.get("error")
+    return {
+        "request_id": result["request_id"], "model": result["model"],
+        "model_version": result["model_version"], "seq": 0, "delta": result.get("text") or "",
+        "tokens_out": result["tokens_out"], "final": True,
+        "finish_reason": result.get("finish_reason") if result["status"] == "ok" else "error",
+        "tokens_in": result["tokens_in"], "error": error["message"] if error else None,
+        "created_at": job.item.header.created_at_ms, "emitted_at": emitted_at_ms,
+    }
+
+
 def now_ms() -> float:
     return time.time() * 1000.0
 
@@ -43,12 +60,14 @@ async def sleep_until(wake: asyncio.Event, wake_at_ms: float | None) -> None:
 
 class ModelLane:
     def __init__(self, model: ServedModel, batcher: MicroBatcher[Job], worker_id: str,
-                 publish: Publish, on_batch: Callable[[str, int, float], None]) -> None:
+                 publish: Publish, on_batch: Callable[[str, int, float], None],
+                 publish_chunk: PublishChunk | None = None) -> None:
         self.model = model
         self.batcher = batcher
         self._worker_id = worker_id
         self._publish = publish
         self._on_batch = on_batch
+        self._publish_chunk = publish_chunk
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1,
                                             thread_name_prefix=f"model-{model.name}")
@@ -156,6 +175,10 @@ class ModelLane:
                                    model_version=self.model.version, worker_id=self._worker_id,
                                    completed_at_ms=int(finished), timings=timings,
                                    batch_size=len(inputs))
+            if job.item.stream and self._publish_chunk is not None:
+                # A static batch has no token-level progress: a stream gets one final chunk.
+                chunk = final_chunk(result, job, int(finished))
+                await (await self._publish_chunk(chunk, job))
             await self._publish(result, job, batch.formed_at_ms, started)
 
     def _expired(self, job: Job, current: float) -> dict[str, Any]:

@@ -20,13 +20,11 @@ from streams.batching import MicroBatcher
 from streams.results import Timings, error_result, expired_result, ok_result
 from streams.shedding import ServiceTimeEstimate, misses_deadline
 from streams.worker.jobs import Job
-from streams.worker.lane import Publish, now_ms, sleep_until
+from streams.worker.lane import Publish, PublishChunk, now_ms, sleep_until
 from streams.worker.served import ServedModel
 
 logger = logging.getLogger(__name__)
 
-# (chunk record, job) -> future of the chunk's acknowledgement
-PublishChunk = Callable[[dict[str, Any], Job], Awaitable["asyncio.Future[Any]"]]
 
 
 @dataclass

@@ -1,0 +1,96 @@
+"""`streamserve worker` child processes of the local supervisor: environment, start, stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from streams.config import Settings
+from streams.stack.broker import free_port
+
+# Per-process values the supervisor sets itself; the chDB path must not be shared at all
+# (one process per path): each child uses <its data_dir>/chdb.
+_PER_PROCESS = {"worker_id", "web_port", "data_dir", "clickhouse_chdb_path"}
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """STREAMSERVE_* variables reproducing `settings` (secrets included: children need them)."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if value is None or name in _PER_PROCESS:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        env[f"STREAMSERVE_{name.upper()}"] = str(value)
+    return env
+
+
+def worker_env(settings: Settings, worker_id: str, web_port: int,
+               data_dir: Path) -> dict[str, str]:
+    # The inherited environment passes through untouched (PATH, CUDA_VISIBLE_DEVICES, HF_*) but
+    # every STREAMSERVE_* value comes from `settings`, so a child runs exactly the settings the
+    # supervisor was built with, also when a test built them in code.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("STREAMSERVE_")}
+    return {**inherited, **settings_env(settings), "STREAMSERVE_WORKER_ID": worker_id,
+            "STREAMSERVE_WEB_PORT": str(web_port), "STREAMSERVE_DATA_DIR": str(data_dir)}
+
+
+@dataclass
+class WorkerHandle:
+    slot: int
+    worker_id: str
+    web_host: str
+    web_port: int
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    started_at: float = field(default_factory=time.monotonic)
+    stopping: bool = False
+
+    @property
+    def key(self) -> str:
+        """One process incarnation (a restart in the same slot is a new key)."""
+        return f"{self.worker_id}#{self.process.pid}"
+
+    @property
+    def metrics_url(self) -> str:
+        host = "127.0.0.1" if self.web_host in {"0.0.0.0", ""} else self.web_host
+        return f"http://{host}:{self.web_port}/metrics"
+
+    @property
+    def exited(self) -> bool:
+        return self.process.poll() is not None
+
+    def terminate(self) -> None:
+        """SIGTERM: the worker finishes its batch, publishes, commits and leaves."""
+        self.stopping = True
+        if not self.exited:
+            self.process.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        if not self.exited:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_worker(settings: Settings, slot: int) -> WorkerHandle:
+    """Start `streamserve worker` in `slot`: id `<prefix>-<slot>`, a free web port, and its own
+    data dir (chDB: one path per process; spool files per worker)."""
+    worker_id = f"{settings.worker_id or 'worker'}-{slot}"
+    data_dir = settings.data_dir / "workers" / worker_id
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    with (data_dir / "worker.log").open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env=worker_env(settings, worker_id, port, data_dir),
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    return WorkerHandle(slot, worker_id, settings.web_host, port, data_dir, process)
