@@ -9,7 +9,12 @@ from models.fake import FakeStreamingGenerator, fake_spec
 from streams.client import new_request
 from streams.stack import LocalCluster
 from streams.worker.served import ServedModel, ServedModels
-from tests.integration.pipeline_harness import client_for, pipeline_settings, running_workers
+from tests.integration.pipeline_harness import (
+    client_for,
+    fake_models,
+    pipeline_settings,
+    running_workers,
+)
 
 
 def _streaming_model(token_delay_s: float = 0.01, slots: int = 4) -> ServedModels:
@@ -69,3 +74,19 @@ async def test_non_streamed_generate_gets_no_chunks_but_a_result(kafka: LocalClu
     assert {r["status"] for r in results} == {"ok"}
     assert {r["text"] for r in results} == {f"alpha beta {i}" for i in range(12)}
     assert all(r["time_to_first_token_ms"] is not None for r in results)
+
+
+async def test_stream_from_a_static_lane_and_a_rejected_stream_both_end(
+        kafka: LocalCluster) -> None:
+    settings = pipeline_settings(kafka)
+    async with running_workers(settings, 1, [fake_models()]), client_for(settings) as client:
+        static = [c async for c in client.stream(new_request(
+            "echo", "generate", text="static batch text", request_id="st"), timeout_s=30)]
+        rejected = [c async for c in client.stream(new_request(
+            "echo", "generate", text="hi", parameters={"temperature": 9.0},
+            request_id="bad"), timeout_s=30)]
+    assert [(c["seq"], c["final"], c["delta"]) for c in static] == [
+        (0, True, "static batch text")]
+    assert len(rejected) == 1 and rejected[0]["final"]
+    assert rejected[0]["finish_reason"] == "rejected"
+    assert "temperature" in rejected[0]["error"]
