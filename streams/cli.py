@@ -108,6 +108,15 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings)
 
 
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    # bench/ lives in the source checkout, not in the installed package.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import importlib
+
+    argv = ["--quick"] if args.quick else ["--smoke"] if args.smoke else []
+    return int(importlib.import_module("bench.main").main(argv))
+
+
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     from streams.autoscale.up import run_supervisor
 
@@ -182,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     plan.set_defaults(handler=_plan)
     commands.add_parser("demo", help="local Kafka + real models + ClickHouse, end to end"
                         ).set_defaults(handler=_demo)
+    bench = commands.add_parser("bench", help="benchmarks (own Kafka); report in bench/results")
+    bench.add_argument("--quick", action="store_true", help="under 10 minutes on 2 cores")
+    bench.add_argument("--smoke", action="store_true", help="tiny: keeps the harness working")
+    bench.set_defaults(handler=_bench)
     return parser
 
 

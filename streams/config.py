@@ -76,7 +76,12 @@ class Settings(BaseSettings):
     registry_reload_s: float = Field(default=5.0, ge=0)  # poll the registry file; 0 = never
 
     # --- worker process ---
-    worker_id: str | None = None  # stable name -> static group membership
+    worker_id: str | None = None  # stable name -> static group membership (see below)
+    # Static membership (group.instance.id = worker_id): a quick restart under the same id
+    # keeps its partitions without a group rebalance. A worker removed for good (autoscaler
+    # scale-down) should not use it: a static member does not leave the group on exit, so its
+    # partitions would sit idle until the session timeout.
+    static_membership: bool = True
     request_log: bool = True  # one ClickHouse row per request (STREAMSERVE_REQUEST_LOG=false: off)
     web_host: str = "127.0.0.1"  # 0.0.0.0 only inside a container (compose.yaml sets it)
     web_port: int = Field(default=6066, ge=0, le=65535)

@@ -40,8 +40,11 @@ def worker_env(settings: Settings, worker_id: str, web_port: int,
     # every STREAMSERVE_* value comes from `settings`, so a child runs exactly the settings the
     # supervisor was built with, also when a test built them in code.
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("STREAMSERVE_")}
+    # Autoscaled workers come and go for good: dynamic membership, so a scaled-down worker
+    # leaves the group at once instead of holding its partitions for a session timeout.
     return {**inherited, **settings_env(settings), "STREAMSERVE_WORKER_ID": worker_id,
-            "STREAMSERVE_WEB_PORT": str(web_port), "STREAMSERVE_DATA_DIR": str(data_dir)}
+            "STREAMSERVE_WEB_PORT": str(web_port), "STREAMSERVE_DATA_DIR": str(data_dir),
+            "STREAMSERVE_STATIC_MEMBERSHIP": "false"}
 
 
 @dataclass

@@ -35,7 +35,7 @@ class EngineOptions:
         consumer.update(
             # Static membership: a worker restarted under the same id gets its partitions
             # back without a rebalance of the whole group.
-            group_instance_id=settings.worker_id,
+            group_instance_id=settings.worker_id if settings.static_membership else None,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=2_000,
             # A long generation batch must not count as a stalled consumer.
