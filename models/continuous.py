@@ -55,9 +55,10 @@ class ContinuousEngine:
         self._sampler = RowSamplingProcessor()
         self._keys = itertools.count()
         self._requests = RequestTable()
-        # Commands for the dispatcher: ("cancel" | "fail" | "close", key, message).
-        self._commands: queue.SimpleQueue[tuple[str, str, str]] = queue.SimpleQueue()
+        # Commands for the dispatcher: ("cancel" | "retry" | "close", key).
+        self._commands: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
         self._lock = threading.Lock()  # submit vs. replacing the manager vs. close
+        self._refused: dict[str, tuple[list[int], int]] = {}  # key -> (prompt, limit)
         self._closed = False
         self._restarted_at = 0.0
         self._manager: Any = self._start_manager()
@@ -87,11 +88,12 @@ class ContinuousEngine:
                 raise RuntimeError(f"model {self.name} is closed")
             self._requests.add(key, StreamRequest(item.request_id, on_event, stream, len(prompt)))
             self._sampler.register(key, params)
-            added = self._manager.add_request(
-                prompt, request_id=key, max_new_tokens=limit, streaming=True, eos_token_id=self._eos
-            )
-        if added is None:  # the manager is stopping or dead: the dispatcher replaces it
-            self._commands.put(("fail", key, "the generation engine is restarting"))
+            if self._add(key, prompt, limit):
+                return
+            # The manager is stopping or dead. The request never reached it, so it need not
+            # fail: the dispatcher replaces the manager and hands it the request.
+            self._refused[key] = (prompt, limit)
+        self._commands.put(("retry", key))
 
     def cancel(self, request_id: str) -> None:
         keys = self._requests.keys_for(request_id)
@@ -99,7 +101,7 @@ class ContinuousEngine:
             for key in keys:
                 self._manager.cancel_request(key)
         for key in keys:
-            self._commands.put(("cancel", key, ""))
+            self._commands.put(("cancel", key))
 
     def run(self, task: Task, batch: Sequence[ModelInput]) -> list[ModelOutput]:
         if task != "generate":
@@ -113,7 +115,7 @@ class ContinuousEngine:
             if self._closed:
                 return
             self._closed = True
-        self._commands.put(("close", "", ""))
+        self._commands.put(("close", ""))
         if threading.current_thread() is not self._dispatcher:  # close() from a callback
             self._dispatcher.join(timeout=30)
         stop(self._manager)
@@ -124,33 +126,39 @@ class ContinuousEngine:
     # ---- everything below runs on the dispatcher thread ----
 
     def _dispatch(self) -> None:
-        while self._apply_commands():
-            manager = self._manager
-            output = manager.get_result(timeout=_POLL_S)
-            if output is not None:
-                self._on_output(output)
-            elif not healthy(manager):
-                self._restart("the generation engine stopped unexpectedly")
-        self._fail(self._requests.take_all(), "model closed")
-
-    def _apply_commands(self) -> bool:
-        """Handle cancellations and failed submissions; False once the engine closes."""
         while True:
             try:
-                command, key, message = self._commands.get_nowait()
+                if not self._dispatch_once():
+                    break
+            except Exception:  # this thread must outlive any bug: requests wait on it
+                logger.exception("model %s: generation dispatcher failed", self.name)
+                self._restart("internal error in the generation engine")
+        self._fail(self._requests.take_all(), "model closed")
+
+    def _dispatch_once(self) -> bool:
+        if not self._apply_commands():
+            return False
+        manager = self._manager
+        output = manager.get_result(timeout=_POLL_S)
+        if output is not None:
+            self._on_output(output)
+        elif not healthy(manager):
+            self._restart("the generation engine stopped unexpectedly")
+        return True
+
+    def _apply_commands(self) -> bool:
+        """Handle cancellations and refused submissions; False once the engine closes."""
+        while True:
+            try:
+                command, key = self._commands.get_nowait()
             except queue.Empty:
                 return True
             if command == "close":
                 return False
-            request = self._pop(key)
-            if request is None:
-                continue  # it already had its one finished event
-            if command == "cancel":
+            if command == "retry" and key in self._refused:  # no restart since it was refused
+                self._restart("the generation manager refused a request")
+            elif command == "cancel" and (request := self._pop(key)) is not None:
                 request.finish(request.stream.close("cancelled"))
-                continue
-            request.fail(message)
-            if not healthy(self._manager):
-                self._restart(message)
 
     def _on_output(self, output: Any) -> None:
         key = output.request_id
@@ -175,7 +183,15 @@ class ContinuousEngine:
 
     def _pop(self, key: str) -> StreamRequest | None:
         self._sampler.forget(key)
+        with self._lock:
+            self._refused.pop(key, None)
         return self._requests.pop(key)
+
+    def _add(self, key: str, prompt: list[int], limit: int) -> bool:
+        added = self._manager.add_request(
+            prompt, request_id=key, max_new_tokens=limit, streaming=True, eos_token_id=self._eos
+        )
+        return added is not None
 
     def _restart(self, reason: str) -> None:
         if time.monotonic() - self._restarted_at < _RESTART_PAUSE_S:
@@ -186,7 +202,13 @@ class ContinuousEngine:
             # happen before the new manager switches the model to paged attention again.
             stop(self._manager)
             self._manager = self._start_manager()
-            failed = self._requests.take_all()  # under the lock: none of them reached the new one
+            failed = []  # what the old manager held is lost; what it refused goes to the new one
+            for key, request in self._requests.take_all():
+                prompt, limit = self._refused.pop(key, ([], 0))
+                if prompt and self._add(key, prompt, limit):
+                    self._requests.add(key, request)
+                else:
+                    failed.append((key, request))
         self._restarted_at = time.monotonic()
         self._fail(failed, reason)
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from transformers.generation.continuous_batching.cb_logits_processors import (
 
 from models.base import GenerationParameters
 from models.sampling import draw_token, seeded_generator
+
+logger = logging.getLogger(__name__)
 
 BLOCK_SIZE = 64  # tokens per KV-cache page
 MAX_BATCH_TOKENS = 256  # tokens per forward step: caps a prefill chunk (long prompts are split)
@@ -136,7 +139,11 @@ def new_manager(
     processors = ContinuousBatchingLogitsProcessorList(LogitsProcessorList([sampler]))
     processors.tensors_required = 1
     manager.logit_processor = processors
-    manager.start()
+    # The manager's thread is not a daemon, so a process that never closes its engine would
+    # hang at exit waiting for it; a thread inherits daemon-ness from the one that starts it.
+    starter = threading.Thread(target=manager.start, daemon=True)
+    starter.start()
+    starter.join()
     return manager
 
 
@@ -150,5 +157,8 @@ def stop(manager: Any) -> None:
     """Stop and release a manager. A hard stop does not wait for the requests it holds (it fails
     them into its own output queue, which nobody reads any more) and gives the model its own
     attention implementation back."""
-    manager.stop(block=True, timeout=10, hard_stop=True)
-    manager.destroy()
+    try:
+        manager.stop(block=True, timeout=10, hard_stop=True)
+        manager.destroy()
+    except Exception:  # a half-dead manager may trip over its own state; it is dropped anyway
+        logger.exception("stopping a continuous-batching manager failed")

@@ -5,12 +5,22 @@ Skipped only when a model package is not installed; any other failure is a real 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from models.base import ChatMessage, GenerationParameters, ModelInput, ModelRunner
+from models.base import (
+    ChatMessage,
+    GenerationParameters,
+    ModelInput,
+    ModelRunner,
+    StreamingGenerator,
+    TokenEvent,
+)
 from models.loading import load_runner
 from models.registry import load_registry
 
@@ -80,6 +90,44 @@ def test_smollm2_batch_matches_single_and_stops(smollm2: ModelRunner) -> None:
     stop = alone.text.split()[-1]
     cut = smollm2.run("generate", [ask("Name a colour.", max_new_tokens=8, stop=(stop,))])[0]
     assert cut.finish_reason == "stop" and stop not in (cut.text or "")
+
+
+@pytest.fixture(scope="module")
+def smollm2_engines(smollm2: ModelRunner, cache_dir: Path) -> Iterator[tuple[ModelRunner, ...]]:
+    """SmolLM2 under both engines, whatever the registry picks (after `smollm2` converted it)."""
+    spec = load_registry().get("smollm2")
+    static = load_runner(dataclasses.replace(spec, engine="static"), cache_dir, 2)
+    streaming = load_runner(dataclasses.replace(spec, engine="continuous"), cache_dir, 2)
+    yield static, streaming
+    streaming.close()
+    static.close()
+
+
+@needs_smollm2
+def test_smollm2_streams_the_capital_of_france(smollm2_engines: tuple[ModelRunner, ...]) -> None:
+    static, engine = smollm2_engines
+    assert isinstance(engine, StreamingGenerator)
+    question = ModelInput(
+        request_id="q",
+        messages=(ChatMessage("user", "What is the capital of France?"),),
+        parameters=GenerationParameters(max_new_tokens=24),
+    )
+    events: list[TokenEvent] = []
+    done = threading.Event()
+
+    def on_event(event: TokenEvent) -> None:
+        events.append(event)
+        if event.finished:
+            done.set()
+
+    engine.submit(question, on_event)
+    assert done.wait(120)
+    final = events[-1].output
+    assert final is not None and final.text is not None and "Paris" in final.text, events
+    assert "".join(e.delta for e in events) == final.text
+    assert len(events) > 2  # streamed, not one blob
+    # Same greedy answer as the static engine.
+    assert final == static.run("generate", [question])[0]
 
 
 @needs_minilm

@@ -131,10 +131,11 @@ def test_children_get_the_supervisors_settings_and_their_own_identity(tmp_path: 
     child = worker_env(settings, "worker-2", 7001, tmp_path / "w2")
     assert child["STREAMSERVE_WORKER_ID"] == "worker-2"
     assert child["STREAMSERVE_WEB_PORT"] == "7001"
-    # the child's Settings, parsed from that environment, are the supervisor's
+    # autoscaled workers leave the group for good when scaled down: no static membership
+    assert child["STREAMSERVE_STATIC_MEMBERSHIP"] == "false"
+    # otherwise the child's Settings, parsed from that environment, are the supervisor's
     parsed = Settings(**{k.removeprefix("STREAMSERVE_").lower(): v for k, v in child.items()
                          if k.startswith("STREAMSERVE_")})
-    assert parsed.model_dump(exclude={"worker_id", "web_port", "data_dir",
-                                      "clickhouse_chdb_path"}) == settings.model_dump(
-        exclude={"worker_id", "web_port", "data_dir", "clickhouse_chdb_path"})
+    own = {"worker_id", "web_port", "data_dir", "clickhouse_chdb_path", "static_membership"}
+    assert parsed.model_dump(exclude=own) == settings.model_dump(exclude=own)
     assert parsed.chdb_path == tmp_path / "w2" / "chdb"

@@ -147,6 +147,8 @@ def models(
     engine = load_runner(registry.get("cb"), root / "cache", 1)
     assert isinstance(engine, StreamingGenerator) and isinstance(engine, ModelRunner)
     assert not isinstance(static, StreamingGenerator)
+    # Its threads are daemons: a process that forgets close() still exits.
+    assert engine._manager._generation_thread.daemon  # type: ignore[attr-defined]
     yield static, engine
     engine.close()
 
@@ -283,9 +285,13 @@ def test_a_dead_manager_fails_its_requests_and_is_replaced(
     recorder = Recorder()
     engine.submit(gen(long_prompt, "victim", max_new_tokens=LONG), recorder)
     recorder.wait("victim", finished=False)
-    engine._manager.stop(block=True, hard_stop=True)  # type: ignore[attr-defined]
+
+    def crash() -> None:
+        raise RuntimeError("injected fault")
+
+    engine._manager._generation_step = crash  # type: ignore[attr-defined]  # its next step dies
     final = recorder.wait("victim")
-    assert final.error is not None and final.output is None
+    assert final.error is not None and "injected fault" in final.error and final.output is None
     check_stream(recorder.events["victim"])
     again = gen("the cat", max_new_tokens=5)
     assert engine.run("generate", [again]) == static.run("generate", [again])
@@ -325,9 +331,10 @@ def test_fake_streaming_engine_from_the_registry(tmp_path: Path) -> None:
 
 
 def test_fake_streaming_engine_cancel_batch_limit_and_run() -> None:
-    fake = FakeStreamingGenerator(fake_spec(max_batch_size=2), token_delay_s=0.01)
+    spec = fake_spec(max_batch_size=2, max_new_tokens=1000)
+    fake = FakeStreamingGenerator(spec, token_delay_s=0.01)
     recorder = Recorder()
-    long = " ".join(["w"] * 60)
+    long = " ".join(["w"] * 500)  # 5 s of words: the test is done long before
     for rid in ("a", "b", "c"):
         fake.submit(gen(long, rid), recorder)
     recorder.wait("a", finished=False)
