@@ -209,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.verbose:
         # Library chatter (group joins, service start/stop lines) buries our own output.
-        for noisy in ("aiokafka", "faust", "mode", "streams.app"):
+        for noisy in ("aiokafka", "faust", "mode", "streams.app", "ContinuousBatchingLogger"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     handler: Handler = args.handler
     try:

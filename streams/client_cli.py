@@ -39,28 +39,32 @@ def describe_result(result: dict[str, Any]) -> str:
         answer = f"embedding[{len(vector)}] = [{', '.join(f'{v:.3f}' for v in vector[:4])}, ...]"
     else:
         answer = f"label={result.get('label')} score={result.get('score') or 0:.3f}"
+    return f"{answer}\n  {describe_timings(result)}"
+
+
+def describe_timings(result: dict[str, Any]) -> str:
     t = result["timings"]
-    timing = (f"total {t['total_ms']:.0f} ms = kafka {t['kafka_wait_ms']:.0f} + batch "
+    return (f"total {t['total_ms']:.0f} ms = kafka {t['kafka_wait_ms']:.0f} + batch "
               f"{t['batch_wait_ms']:.0f} + queue {t['queue_wait_ms']:.0f} + inference "
               f"{t['inference_ms']:.0f} (+ publish); batch of {result['batch_size']}, "
               f"tokens {result['tokens_in']}→{result['tokens_out']}, {result['worker_id']}")
-    return f"{answer}\n  {timing}"
 
 
 async def send_and_print(settings: Settings, args: argparse.Namespace) -> int:
     request = build_request(args)
     async with InferenceClient(settings) as client:
         if args.stream:
-            await _print_stream(client, request, args.timeout)
+            await print_stream(client, request, args.timeout)
             result = await client.result(request["request_id"], timeout_s=args.timeout)
-            print()
+            print(f"\n  {describe_timings(result)}")
+            return 0 if result["status"] == "ok" else 1
         else:
             result = await client.infer(request, timeout_s=args.timeout)
     print(describe_result(result))
     return 0 if result["status"] == "ok" else 1
 
 
-async def _print_stream(client: InferenceClient, request: dict[str, Any],
+async def print_stream(client: InferenceClient, request: dict[str, Any],
                         timeout_s: float) -> None:
     """Print tokens as they arrive, then time-to-first-token and the mean time per token."""
     started = time.monotonic()

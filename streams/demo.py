@@ -21,7 +21,7 @@ from typing import Any
 
 from streams.analytics import parse_since, stats_report
 from streams.client import InferenceClient, new_request
-from streams.client_cli import describe_result
+from streams.client_cli import describe_result, describe_timings, print_stream
 from streams.config import Settings
 from streams.stack import open_stack
 from streams.stack.broker import free_port
@@ -121,6 +121,14 @@ async def _conversation(settings: Settings) -> None:
                 "smollm2", "generate", messages=[{"role": "user", "content": prompt}],
                 parameters={"max_new_tokens": 48}), timeout_s=300)
             _say(f"> {prompt}\n{describe_result(result)}\n")
+        _say("== token streaming (SmolLM2, tokens as Kafka events on the tokens topic) ==")
+        prompt = "Name three uses of a message queue."
+        _say(f"> {prompt}")
+        request = new_request("smollm2", "generate",
+                              messages=[{"role": "user", "content": prompt}],
+                              parameters={"max_new_tokens": 48})
+        await print_stream(client, request, timeout_s=300)
+        _say(f"\n  {describe_timings(await client.result(request['request_id']))}\n")
         _say("== embeddings (MiniLM) ==")
         for sentence in SENTENCES:
             result = await client.infer(new_request("minilm", "embed", text=sentence))
