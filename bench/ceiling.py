@@ -10,7 +10,7 @@ from typing import Any
 
 from bench.common import figure, say
 from bench.context import Context
-from bench.runners import MINILM, SMOLLM, load_model
+from bench.runners import MINILM, SMOLLM, engine_of, load_model
 from bench.workloads import embed_inputs, embed_texts, generate_inputs, story_prompts
 from models.base import ModelInput, ModelRunner
 
@@ -33,8 +33,8 @@ def _timed(runner: ModelRunner, task: Any, batches: Sequence[Sequence[ModelInput
             return items / elapsed, elapsed / calls * 1000.0, tokens
 
 
-def _best(curve: dict[str, Any]) -> int:
-    return max(curve, key=lambda b: curve[b]["per_s"]["median"])  # type: ignore[no-any-return]
+def _best(curve: dict[str, Any]) -> str:
+    return max(curve, key=lambda b: float(curve[b]["per_s"]["median"]))
 
 
 def minilm_ceiling(ctx: Context) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def smollm_ceiling(ctx: Context) -> dict[str, Any]:
     for rep in range(mode.reps):
         for size in mode.smollm_batches:
             batch = generate_inputs(prompts[rep * size:(rep + 1) * size], mode.new_tokens)
-            runner.run("generate", generate_inputs(prompts[:size], 4))  # warm-up, short
+            runner.run("generate", generate_inputs(prompts[:size], 2))  # warm-up, short
             per_s, batch_ms, tokens = _timed(runner, "generate", [batch], 0.0, 1)
             tokens_per_s = tokens / (batch_ms / 1000.0)
             samples[size]["per_s"].append(per_s)
@@ -82,7 +82,8 @@ def smollm_ceiling(ctx: Context) -> dict[str, Any]:
     runner.close()
     curve = {str(b): {k: figure(v) for k, v in s.items()} for b, s in samples.items()}
     best = _best(curve)
-    return {"unit": "requests/s", "new_tokens": mode.new_tokens, "curve": curve,
+    return {"unit": "requests/s", "new_tokens": mode.new_tokens, "engine": engine_of(SMOLLM),
+            "curve": curve,
             "b_star": int(best), "t_off_b_star": curve[best]["per_s"],
             "tokens_per_s_b_star": curve[best]["tokens_per_s"]}
 
@@ -94,7 +95,8 @@ def run(ctx: Context) -> dict[str, Any]:
     say(f"  MiniLM B* = {out[MINILM]['b_star']}")
     if ctx.mode.smollm_batches:
         say(f"stage ceiling: SmolLM2 greedy, {ctx.mode.new_tokens} new tokens, "
-            f"B in {list(ctx.mode.smollm_batches)}")
+            f"B in {list(ctx.mode.smollm_batches)}, {engine_of(SMOLLM)} engine "
+            "(`run` = submit the batch and wait, as the worker's engine)")
         out[SMOLLM] = smollm_ceiling(ctx)
         say(f"  SmolLM2 B* = {out[SMOLLM]['b_star']}")
     return out

@@ -74,7 +74,8 @@ class Topics:
         asyncio.run(ensure_topics(self.bootstrap, specs))
 
 
-async def _produce(bootstrap: str, topic: str, pairs: Sequence[Pair]) -> None:
+async def produce(bootstrap: str, topic: str, pairs: Sequence[Pair]) -> None:
+    """Send every (key, value), acknowledged by all in-sync replicas."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
                                 linger_ms=20, max_batch_size=512 * 1024)
     await producer.start()
@@ -92,7 +93,7 @@ async def _produce(bootstrap: str, topic: str, pairs: Sequence[Pair]) -> None:
 
 def preload(topics: Topics, pairs: Sequence[Pair]) -> None:
     started = time.perf_counter()
-    asyncio.run(_produce(topics.bootstrap, topics.requests, pairs))
+    asyncio.run(produce(topics.bootstrap, topics.requests, pairs))
     say(f"pre-loaded {len(pairs)} requests into {topics.requests} "
         f"({time.perf_counter() - started:.1f}s)")
 

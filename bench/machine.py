@@ -53,21 +53,12 @@ def _git() -> str:
         return "unknown"
 
 
-def quix_version(python: Path | None) -> str | None:
-    if python is None:
-        return None
-    code = "import quixstreams; print(quixstreams.__version__)"
-    probe = subprocess.run([str(python), "-c", code], capture_output=True, text=True,
-                           check=False)
-    return probe.stdout.strip() or None
-
-
-def describe(torch_threads: int, quix_python: Path | None, kafka_version: str) -> dict[str, Any]:
+def describe(torch_threads: int, quix: str | None, kafka_version: str) -> dict[str, Any]:
     return {
         "cores": os.cpu_count(), "cores_usable": len(os.sched_getaffinity(0)),
         "cpu_model": _cpu_model(), "memory_gib": _mem_gib(), "os": platform.platform(),
         "python": platform.python_version(), "torch_threads": torch_threads,
         "load_avg_at_start": os.getloadavg(), "kafka": kafka_version, "git": _git(),
         "versions": {**{p: _version(p) for p in PACKAGES},
-                     "quixstreams": quix_version(quix_python)},
+                     "quixstreams": quix},
     }

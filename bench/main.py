@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import os
 import signal
 import sys
@@ -26,7 +27,7 @@ from bench.context import Context
 from bench.kafka_io import KAFKA_VERSION, local_kafka
 from bench.machine import describe
 from bench.modes import ALL_STAGES, FULL, QUICK, SMOKE
-from bench.quix_env import quix_available, quix_python
+from bench.quix_env import quix_python, quix_version
 from bench.runners import ROOT
 
 STAGES: dict[str, Callable[[Context], dict[str, Any]]] = {
@@ -57,6 +58,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--stages", default=None,
                         help=f"comma-separated subset of {','.join(ALL_STAGES)}")
     parser.add_argument("--no-quix", action="store_true", help="skip the Quix Streams contender")
+    parser.add_argument("--omp-wait-policy", choices=("PASSIVE", "ACTIVE", "default"),
+                        default="PASSIVE", help="OMP_WAIT_POLICY for this process and every "
+                        "contender (default PASSIVE: with libgomp's spinning default, 2 torch "
+                        "threads on 2 busy cores run 5-10x slower)")
     return parser.parse_args(argv)
 
 
@@ -74,16 +79,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"unknown stages {sorted(unknown)}; known: {list(STAGES)}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _interrupt)
+    # aiokafka retries (e.g. NotLeaderForPartition right after a topic is created) are noise here.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    if args.omp_wait_policy != "default":  # before torch loads libgomp; contenders inherit it
+        os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy
     import torch  # after parsing: --help stays fast
 
     torch.set_num_threads(args.torch_threads)
-    quix = None
-    if "naive" in stages and not args.no_quix and quix_available():
-        quix = quix_python()
+    quix, quix_release = None, None
+    if "naive" in stages and not args.no_quix:
+        quix_release = quix_version()
+        quix = quix_python() if quix_release else None
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     data: dict[str, Any] = {"meta": {
         "stamp": stamp, "mode": mode.name, "measurement": mode.is_measurement, "reps": mode.reps,
-        "stages": stages, "machine": describe(args.torch_threads, quix, KAFKA_VERSION)}}
+        "stages": stages, "machine": describe(args.torch_threads, quix_release, KAFKA_VERSION),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default (unset)")}}
     say(f"benchmark {mode.name}: stages {stages}, {mode.reps} reps, torch threads "
         f"{args.torch_threads}, quix {'on' if quix else 'off'}")
     try:

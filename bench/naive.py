@@ -8,10 +8,10 @@ from typing import Any
 
 from bench.common import figure, med, ratio, say
 from bench.context import Context
-from bench.kafka_io import Topics, preload
+from bench.kafka_io import Topics
 from bench.procs import config_for
 from bench.runners import MINILM
-from bench.runs import measure
+from bench.runs import measure_bursts
 from bench.workloads import embed_payloads, embed_texts
 
 CONTENDERS = (("faust_agent", "faust per-message agent"), ("quix_app", "Quix Streams app"))
@@ -20,21 +20,20 @@ CONTENDERS = (("faust_agent", "faust per-message agent"), ("quix_app", "Quix Str
 def run(ctx: Context) -> dict[str, Any]:
     n = ctx.mode.naive_n
     say(f"stage naive: faust agent and Quix Streams app with MiniLM, {n} requests per rep")
-    topics = Topics.fresh(ctx.bootstrap, "naive")
-    topics.create()
-    preload(topics, embed_payloads(MINILM, embed_texts(None, 1024), n, "naive"))
+    texts = embed_texts(None, 1024)
     kinds = [k for k in CONTENDERS if k[0] != "quix_app" or ctx.quix_python is not None]
-    rates: dict[str, list[float]] = {kind: [] for kind, _ in kinds}
-    for rep in range(ctx.mode.reps):
-        for kind, label in kinds:
-            run_topics = topics.with_new_output()
-            run_topics.create()
-            config = config_for(kind, MINILM, run_topics, ctx.workdir, f"{kind}-{rep}",
-                                batch_size=1, torch_threads=ctx.torch_threads)
-            python = ctx.quix_python if kind == "quix_app" else None
-            result = measure(f"{label} rep {rep + 1}/{ctx.mode.reps}", [config], run_topics,
-                             n, ctx.workdir, timeout_s=120.0 + n / 5.0, python=python)
-            rates[kind].append(result.rate)
+    rates: dict[str, list[float]] = {}
+    for kind, label in kinds:
+        topics = Topics.fresh(ctx.bootstrap, kind.replace("_", "-"))
+        topics.create()
+        config = config_for(kind, MINILM, topics, ctx.workdir, kind, batch_size=1,
+                            torch_threads=ctx.torch_threads)
+        bursts = [embed_payloads(MINILM, texts, n, f"{kind[:5]}{r}")
+                  for r in range(ctx.mode.reps)]
+        python = ctx.quix_python if kind == "quix_app" else None
+        runs = measure_bursts(label, [config], topics, bursts, ctx.workdir,
+                              timeout_s=120.0 + n / 2.0, python=python)
+        rates[kind] = [run.rate for run in runs]
     ours = ctx.results.get("pipeline", {}).get(MINILM, {}).get("rate")
     out: dict[str, Any] = {"requests": n, "ours_rate": ours}
     for kind, label in CONTENDERS:

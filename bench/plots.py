@@ -8,6 +8,7 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from bench.runners import MINILM, SMOLLM
 
@@ -78,6 +79,8 @@ def latency_cdf(data: dict[str, Any], out: Path) -> Path | None:
                      label=f"p99 bound at 70% ({goal['bound_ms']:.0f} ms)")
     axes.axhline(0.99, color="grey", linestyle=":", linewidth=0.8)
     axes.set_xscale("log")
+    axes.xaxis.set_major_formatter(ScalarFormatter())
+    axes.xaxis.set_minor_formatter(NullFormatter())
     axes.set_xlabel("end-to-end latency, client send → result received (ms)")
     axes.set_ylabel("fraction of requests")
     axes.set_title("MiniLM through Kafka: latency CDF under Poisson load")

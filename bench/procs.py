@@ -9,8 +9,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from bench.contenders.config import ContenderConfig
 from bench.kafka_io import Topics
@@ -23,13 +23,13 @@ class ContenderError(RuntimeError):
 
 
 def config_for(kind: str, model: str, topics: Topics, workdir: Path, name: str,
-               **extra: object) -> ContenderConfig:
+               **extra: Any) -> ContenderConfig:
     return ContenderConfig(
         kind=kind, model=model, bootstrap=topics.bootstrap, requests_topic=topics.requests,
         results_topic=topics.results, dlq_topic=topics.dlq, tokens_topic=topics.tokens,
         group=topics.group, worker_id=name, ready_file=str(workdir / f"{name}.ready"),
         go_file=str(workdir / f"{topics.group}.go"), cache_dir=str(DEFAULT_CACHE),
-        web_port=free_port(), **extra)  # type: ignore[arg-type]
+        web_port=free_port(), **extra)
 
 
 class Proc:
@@ -101,11 +101,6 @@ def started(configs: Sequence[ContenderConfig], workdir: Path, python: Path | No
 
 def any_alive(procs: Sequence[Proc]) -> bool:
     return any(proc.alive for proc in procs)
-
-
-def renamed(config: ContenderConfig, name: str, workdir: Path) -> ContenderConfig:
-    return replace(config, worker_id=name, ready_file=str(workdir / f"{name}.ready"),
-                   web_port=free_port())
 
 
 def wait_http_ready(port: int, timeout_s: float = 60.0) -> None:

@@ -28,12 +28,19 @@ def quix_python() -> Path:
     return QUIX_VENV / "bin" / "python"
 
 
-def quix_available() -> bool:
+def quix_version() -> str | None:
+    """quixstreams' version in the quix venv (None: no usable venv). Imports only quixstreams
+    and the shared `streams` codec, not torch, so the check stays cheap."""
     if not quix_python().exists():
-        return False
-    probe = subprocess.run([str(quix_python()), "-c", "import quixstreams, torch, streams"],
-                           capture_output=True, check=False)
-    return probe.returncode == 0
+        return None
+    code = "import quixstreams, streams.codec; print(quixstreams.__version__)"
+    probe = subprocess.run([str(quix_python()), "-c", code], capture_output=True, text=True,
+                           check=False)
+    return probe.stdout.strip() or None if probe.returncode == 0 else None
+
+
+def quix_available() -> bool:
+    return quix_version() is not None
 
 
 def _site_packages(python: Path) -> str:

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from bench.common import med
 from bench.runners import MINILM, NOOP, SMOLLM
 
 Row = tuple[str, str, Any, str, str]  # measurement, unit, figure or number, goal, result
@@ -41,8 +42,8 @@ def _summary_rows(d: dict[str, Any]) -> list[Row]:
                      c["t_off_b_star"], "", ""))
     if SMOLLM in ceiling:
         c = ceiling[SMOLLM]
-        rows.append((f"1. SmolLM2 ceiling T_off(B*), B*={c['b_star']}, {c['new_tokens']} tok",
-                     "req/s", c["t_off_b_star"], "", ""))
+        rows.append((f"1. SmolLM2 ceiling T_off(B*), B*={c['b_star']}, {c['new_tokens']} tok, "
+                     f"{c.get('engine', 'static')} engine", "req/s", c["t_off_b_star"], "", ""))
         rows.append(("1. SmolLM2 ceiling at B*", "tok/s", c["tokens_per_s_b_star"], "", ""))
     for model, label in ((MINILM, "MiniLM"), (SMOLLM, "SmolLM2")):
         if model in pipeline:
@@ -51,6 +52,12 @@ def _summary_rows(d: dict[str, Any]) -> list[Row]:
                          p["rate"], "", ""))
             rows.append((f"2. {label} pipeline efficiency E", "ratio", p["efficiency"],
                          p.get("goal", "report"), _verdict(p.get("pass"))))
+            if "model_duty" in p:
+                rows.append((f"2. {label}: share of time the model computes in the worker",
+                             "ratio", p["model_duty"], "", ""))
+                rows.append((f"2. {label}: batch time in the worker / alone (mean batch "
+                             f"{med(p['mean_batch_size']):.1f})", "x",
+                             p.get("model_slowdown_in_worker"), "", ""))
     if "overhead" in d and "rate" in d["overhead"]:
         o = d["overhead"]
         rows.append(("3. no-op: ours (real worker)", "req/s", o["rate"]["ours"],
@@ -72,6 +79,9 @@ def _summary_rows(d: dict[str, Any]) -> list[Row]:
         elif "skipped" in entry:
             rows.append((f"4. {kind}", "", "skipped", "", entry["skipped"]))
     latency = d.get("latency", {})
+    if "capacity" in latency:
+        rows.append(("5. MiniLM capacity re-measured in the latency worker", "req/s",
+                     latency["capacity"], "", ""))
     for key, load in sorted(latency.get("loads", {}).items()):
         pct = f"{float(key):.0%}"
         rows.append((f"5. latency at {pct} load: p50 e2e", "ms", load["p50_ms"], "", ""))
@@ -80,9 +90,14 @@ def _summary_rows(d: dict[str, Any]) -> list[Row]:
                      load["p99_overhead_ms"], "", ""))
     if "goal" in latency:
         g = latency["goal"]
-        rows.append(("5. p99 bound at 70% = max_wait + 2 x batch time "
-                     f"(B formed {g['batch_size_formed']:.1f})", "ms", g["bound_ms"],
+        ceiling_bound = g.get("bound_from_ceiling_ms")
+        rows.append((f"5. p99 bound at 70% = {latency['max_wait_ms']:.0f} ms max_wait + 2 x "
+                     f"{g['model_batch_ms']:.1f} ms batch time (mean batch "
+                     f"{g['batch_size_formed']:.1f})", "ms", g["bound_ms"],
                      f"p99 {g['p99_ms']:.1f} <= {g['bound_ms']:.1f}", _verdict(g["pass"])))
+        if ceiling_bound:
+            rows.append(("5. same bound with the ceiling's batch time for that batch size", "ms",
+                         ceiling_bound, "reference", ""))
     scaling = d.get("scaling", {})
     for model in (NOOP, MINILM):
         if model in scaling:
@@ -107,7 +122,9 @@ def markdown(d: dict[str, Any], plots: list[str]) -> str:
         f"# streamserve benchmark {meta['stamp']} ({meta['mode']} mode)",
         "",
         f"Machine: {m['cores']} cores ({m['cpu_model']}), {m['memory_gib']} GiB, torch threads "
-        f"{m['torch_threads']}, load average at start {_num(m['load_avg_at_start'][0], 2)}, "
+        f"{m['torch_threads']}, OMP_WAIT_POLICY {meta.get('omp_wait_policy')}, load average "
+        f"at start {_num(m['load_avg_at_start'][0], 2)}, at end "
+        f"{_num((m.get('load_avg_at_end') or [math.nan])[0], 2)}, "
         f"Kafka {m['kafka']}, git {m['git']}. Wall time {meta['wall_s']:.0f} s.",
         f"Versions: {', '.join(f'{k} {v}' for k, v in m['versions'].items() if v)}.",
         "",

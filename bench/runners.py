@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from models.base import ModelRunner
+from models.base import ModelRunner, Task
 from models.fake import FakeRunner, fake_spec
 from models.loading import load_runner
 from models.registry import load_registry
@@ -32,9 +32,13 @@ def load_model(name: str, batch_size: int, torch_threads: int | None,
     return load_runner(spec, cache_dir, torch_threads)
 
 
-def task_of(name: str) -> str:
+def engine_of(name: str) -> str:
+    """How the registry runs `name`: "static" batches or a "continuous"-batching engine."""
+    if name == NOOP:
+        return "static"
+    return str(getattr(load_registry().get(name), "engine", "static"))
+
+
+def task_of(name: str) -> Task:
     return "generate" if name == SMOLLM else "embed"
 
-
-def model_version(runner: ModelRunner) -> str:
-    return runner.version

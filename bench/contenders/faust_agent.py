@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import faust
 from faust.worker import Worker
@@ -28,7 +27,7 @@ def main() -> None:
     results = app.topic(config.results_topic, value_serializer="raw", key_serializer="raw")
 
     @app.agent(requests)
-    async def infer(stream: AsyncIterator[bytes]) -> None:
+    async def infer(stream: faust.StreamT[bytes]) -> None:
         async for value in stream:
             request = requests_codec.decode(value)
             header = RequestHeader.of(request, time.time() * 1000.0)

@@ -24,5 +24,5 @@ def loaded_and_warm(config: ContenderConfig, batch_size: int | None = None) -> M
     else:
         batch = embed_inputs(embed_texts(None, size))
     for _ in range(2):
-        runner.run(task_of(config.model), batch)  # type: ignore[arg-type]
+        runner.run(task_of(config.model), batch)
     return runner
