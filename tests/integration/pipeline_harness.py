@@ -69,8 +69,11 @@ async def running_workers(settings: Settings, count: int,
         workers.engines.append(engine)
         workers.tasks.append(asyncio.create_task(engine.run()))
     try:
+        # Settled: every partition owned, and every worker owns some (the first worker to join
+        # briefly owns them all until the others' join triggers a rebalance).
         async with asyncio.timeout(60):
-            while sum(len(e.assigned) for e in workers.engines) < settings.topic_partitions:
+            while (sum(len(e.assigned) for e in workers.engines) < settings.topic_partitions
+                   or not all(e.assigned for e in workers.engines)):
                 await asyncio.sleep(0.1)
         yield workers
     finally:
