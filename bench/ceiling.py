@@ -37,19 +37,30 @@ def _best(curve: dict[str, Any]) -> str:
     return max(curve, key=lambda b: float(curve[b]["per_s"]["median"]))
 
 
-def minilm_ceiling(ctx: Context) -> dict[str, Any]:
-    mode = ctx.mode
-    runner = load_model(MINILM, max(mode.minilm_batches), ctx.torch_threads)
+def minilm_runner(ctx: Context, size: int) -> tuple[ModelRunner, list[str]]:
+    runner = load_model(MINILM, size, ctx.torch_threads)
     texts = embed_texts(lambda t: runner.count_tokens(ModelInput("n", text=t)), 1024,
                         EMBED_TOKENS)
+    return runner, texts
+
+
+def minilm_once(runner: ModelRunner, texts: Sequence[str], size: int,
+                min_s: float) -> tuple[float, float]:
+    """One warmed-up measurement at batch size `size`: (sequences/s, ms per batch)."""
+    batches = [embed_inputs(texts[i:i + size]) for i in range(0, size * 8, size)]
+    runner.run("embed", batches[0])  # warm-up for this shape
+    per_s, batch_ms, _ = _timed(runner, "embed", batches, min_s, 3)
+    return per_s, batch_ms
+
+
+def minilm_ceiling(ctx: Context) -> dict[str, Any]:
+    mode = ctx.mode
+    runner, texts = minilm_runner(ctx, max(mode.minilm_batches))
     samples: dict[int, dict[str, list[float]]] = {b: {"per_s": [], "batch_ms": []}
                                                   for b in mode.minilm_batches}
     for rep in range(mode.reps):
         for size in mode.minilm_batches:
-            batches = [embed_inputs(texts[i:i + size])
-                       for i in range(0, max(size * 8, size), size)]
-            runner.run("embed", batches[0])  # warm-up for this shape
-            per_s, batch_ms, _ = _timed(runner, "embed", batches, mode.ceiling_min_s, 3)
+            per_s, batch_ms = minilm_once(runner, texts, size, mode.ceiling_min_s)
             samples[size]["per_s"].append(per_s)
             samples[size]["batch_ms"].append(batch_ms)
             say(f"  ceiling minilm B={size} rep {rep + 1}/{mode.reps}: {per_s:,.1f} seq/s "

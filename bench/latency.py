@@ -167,7 +167,7 @@ async def _drive(ctx: Context, topics: Topics, capacity_n: int) -> dict[str, Any
 def run(ctx: Context) -> dict[str, Any]:
     pipeline = ctx.results.get("pipeline", {}).get(MINILM)
     size = b_star(ctx, MINILM)
-    capacity_n = max(200, ctx.mode.pipeline_minilm_n // 2)
+    capacity_n = max(200, ctx.mode.pipeline_minilm_n // 3)
     say(f"stage latency: Poisson arrivals at {list(ctx.mode.latency_loads)} of the capacity, "
         f"{ctx.mode.latency_s:.0f}s each")
     topics = Topics.fresh(ctx.bootstrap, "latency")

@@ -26,6 +26,7 @@ class Mode:
     scaling_minilm_n: int
     sink_n: int
     stages: tuple[str, ...] = ALL_STAGES
+    raw_pipelined: bool = True  # also race the pipelined raw loop in the overhead stage
 
     @property
     def is_measurement(self) -> bool:
@@ -39,10 +40,10 @@ FULL = Mode("full", reps=3, minilm_batches=(1, 2, 4, 8, 16, 32, 64),
             scaling_noop_n=50_000, scaling_minilm_n=4000, sink_n=50_000)
 
 QUICK = Mode("quick", reps=3, minilm_batches=(1, 8, 32), smollm_batches=(1, 4, 8),
-             ceiling_min_s=0.8, new_tokens=32, pipeline_minilm_n=1000,
-             pipeline_smollm_batches=2, overhead_n=20_000, naive_n=200, latency_s=4.0,
-             latency_loads=(0.5, 0.7, 0.9), scaling_noop_n=20_000, scaling_minilm_n=600,
-             sink_n=10_000)
+             ceiling_min_s=0.8, new_tokens=32, pipeline_minilm_n=800,
+             pipeline_smollm_batches=2, overhead_n=20_000, naive_n=120, latency_s=3.0,
+             latency_loads=(0.5, 0.7, 0.9), scaling_noop_n=20_000, scaling_minilm_n=300,
+             sink_n=10_000, raw_pipelined=False)
 
 SMOKE = Mode("smoke", reps=1, minilm_batches=(1,), smollm_batches=(), ceiling_min_s=0.1,
              new_tokens=4, pipeline_minilm_n=0, pipeline_smollm_batches=0, overhead_n=1000,

@@ -30,9 +30,10 @@ def run(ctx: Context) -> dict[str, Any]:
     n = ctx.mode.overhead_n
     say(f"stage overhead: no-op model, {n} pre-loaded records, ours vs raw aiokafka loops")
     topics = noop_topics(ctx, "overhead", n)
-    rates: dict[str, list[float]] = {name: [] for name, _, _ in CONTENDERS}
+    contenders = [c for c in CONTENDERS if ctx.mode.raw_pipelined or c[0] != "raw_pipelined"]
+    rates: dict[str, list[float]] = {name: [] for name, _, _ in contenders}
     for rep in range(ctx.mode.reps):
-        for name, kind, variant in CONTENDERS:
+        for name, kind, variant in contenders:
             run_topics = topics.with_new_output()
             run_topics.create()
             config = config_for(kind, NOOP, run_topics, ctx.workdir, f"ovh-{name}-{rep}",
@@ -42,16 +43,18 @@ def run(ctx: Context) -> dict[str, Any]:
             rates[name].append(result.rate)
     figs = {name: figure(values) for name, values in rates.items()}
     ours, raw = med(figs["ours"]), med(figs["raw"])
-    per_rep = [ratio(o, r) for o, r in zip(rates["ours"], rates["raw"], strict=True)]
+    # The goal is judged on the pairs (ours and raw run back to back in each repetition).
+    per_rep = figure([ratio(o, r) for o, r in zip(rates["ours"], rates["raw"], strict=True)])
     out = {
         "records": n, "rate": figs,
-        "ours_over_raw": ratio(ours, raw), "ours_over_raw_per_rep": figure(per_rep),
-        "ours_over_raw_pipelined": ratio(ours, med(figs["raw_pipelined"])),
+        "ours_over_raw": med(per_rep), "ours_over_raw_per_rep": per_rep,
+        "ours_over_raw_of_medians": ratio(ours, raw),
+        "ours_over_raw_pipelined": ratio(ours, med(figs.get("raw_pipelined"))),
         "us_per_record": {name: 1e6 / med(fig) for name, fig in figs.items()},
         "goal": f"ours >= {GOAL_RATIO} x raw and >= {GOAL_RATE:,.0f} req/s",
-        "pass_ratio": bool(ratio(ours, raw) >= GOAL_RATIO),
+        "pass_ratio": bool(med(per_rep) >= GOAL_RATIO),
         "pass_rate": bool(ours >= GOAL_RATE),
     }
-    say(f"  overhead: ours {ours:,.0f}/s, raw {raw:,.0f}/s, raw pipelined "
-        f"{med(figs['raw_pipelined']):,.0f}/s -> ours/raw = {out['ours_over_raw']:.2f}")
+    say(f"  overhead: ours {ours:,.0f}/s, raw {raw:,.0f}/s -> ours/raw = "
+        f"{out['ours_over_raw']:.2f}")
     return out

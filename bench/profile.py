@@ -5,9 +5,11 @@
 Starts a private Kafka, pre-loads the records, starts the worker (bench.contenders.ours), attaches
 `py-spy record` once the worker is loaded and warm, and stops both when every result is in.
 Prints the hottest functions (inclusive and own samples) converted to µs per record (sampled
-CPU time of the worker's threads ÷ records), and writes the raw collapsed stacks next to the
-results (`bench/results/profile-<stamp>.txt`). py-spy is not a project dependency:
-`.venv/bin/pip install py-spy`.
+non-idle time of the worker's threads ÷ records; on a busy machine that includes time a thread
+was runnable but waiting for a core, so read the shares first), writes that summary to
+`bench/results/profile-<stamp>.md` and the raw collapsed stacks (flamegraph input) to the
+git-ignored `bench/results/tmp/`. py-spy is not a project dependency: `.venv/bin/pip install
+py-spy`.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def main() -> int:
     args = parser.parse_args()
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = ROOT / "bench" / "results" / f"profile-{stamp}.txt"
+    out = ROOT / "bench" / "results" / "tmp" / f"profile-{stamp}.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
     with local_kafka() as cluster, tempfile.TemporaryDirectory(prefix="bench-prof-") as tmp:
         from bench.context import Context
@@ -120,14 +122,19 @@ def main() -> int:
     stacks = load_stacks(out)
     total = sum(stacks.values())
     cpu_us_per_record = total / args.rate / count * 1e6
-    say(f"{count} records in {elapsed:.1f}s, steady {rate:,.0f}/s; {total} samples = "
-        f"{cpu_us_per_record:.1f} µs of sampled (non-idle) time per record")
+    lines = [f"# Worker profile {stamp}: no-op model, py-spy at {args.rate} Hz", "",
+             f"{count} records in {elapsed:.1f}s, steady {rate:,.0f}/s; {total} samples = "
+             f"{cpu_us_per_record:.1f} µs of sampled (non-idle) time per record. "
+             f"Raw stacks: {out.relative_to(ROOT)}"]
     for title, table in hot_spots(stacks, args.top).items():
-        print(f"\n{title}: share of samples, µs per record")
+        lines += ["", f"## {title}", "", "| share | µs/record | function |", "|---:|---:|---|"]
         for name, samples in table:
             share = samples / total
-            print(f"  {share:6.1%} {share * cpu_us_per_record:7.1f} µs  {name}")
-    print(f"\nraw stacks: {out}")
+            lines.append(f"| {share:.1%} | {share * cpu_us_per_record:.1f} | `{name}` |")
+    summary = out.parent.parent / f"profile-{stamp}.md"
+    summary.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    say(f"wrote {summary}")
     return 0
 
 

@@ -50,8 +50,17 @@ def _summary_rows(d: dict[str, Any]) -> list[Row]:
             p = pipeline[model]
             rows.append((f"2. {label} through Kafka (worker, B={p['b_star']})", "req/s",
                          p["rate"], "", ""))
-            rows.append((f"2. {label} pipeline efficiency E", "ratio", p["efficiency"],
-                         p.get("goal", "report"), _verdict(p.get("pass"))))
+            if "efficiency_paired" in p:
+                rows.append((f"2. {label} T_off(B*) measured next to each burst", "seq/s",
+                             p["t_off_paired"], "", ""))
+                rows.append((f"2. {label} E = burst rate / T_off next to it (per rep)", "ratio",
+                             p["efficiency_paired"], p.get("goal", "report"),
+                             _verdict(p.get("pass"))))
+                rows.append((f"2. {label} E against stage 1's T_off(B*)", "ratio",
+                             p["efficiency_stage1"], "reference", ""))
+            else:
+                rows.append((f"2. {label} pipeline efficiency E", "ratio", p["efficiency"],
+                             p.get("goal", "report"), _verdict(p.get("pass"))))
             if "model_duty" in p:
                 rows.append((f"2. {label}: share of time the model computes in the worker",
                              "ratio", p["model_duty"], "", ""))
@@ -63,11 +72,16 @@ def _summary_rows(d: dict[str, Any]) -> list[Row]:
         rows.append(("3. no-op: ours (real worker)", "req/s", o["rate"]["ours"],
                      ">= 20,000", _verdict(o["pass_rate"])))
         rows.append(("3. no-op: raw aiokafka loop (serial)", "req/s", o["rate"]["raw"], "", ""))
-        rows.append(("3. no-op: raw aiokafka loop (pipelined commits)", "req/s",
-                     o["rate"]["raw_pipelined"], "", ""))
-        rows.append(("3. ours / raw (serial)", "ratio", o["ours_over_raw"], ">= 0.5",
-                     _verdict(o["pass_ratio"])))
-        rows.append(("3. ours / raw (pipelined)", "ratio", o["ours_over_raw_pipelined"], "", ""))
+        if "raw_pipelined" in o["rate"]:
+            rows.append(("3. no-op: raw aiokafka loop (pipelined commits)", "req/s",
+                         o["rate"]["raw_pipelined"], "", ""))
+        rows.append(("3. ours / raw (serial), per repetition", "ratio",
+                     o["ours_over_raw_per_rep"], ">= 0.5", _verdict(o["pass_ratio"])))
+        rows.append(("3. ours / raw (serial), ratio of the medians", "ratio",
+                     o.get("ours_over_raw_of_medians"), "reference", ""))
+        if "raw_pipelined" in o["rate"]:
+            rows.append(("3. ours / raw (pipelined)", "ratio", o["ours_over_raw_pipelined"], "",
+                         ""))
     naive = d.get("naive", {})
     for kind in ("faust_agent", "quix_app"):
         entry = naive.get(kind, {})

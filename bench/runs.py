@@ -7,7 +7,7 @@ import asyncio
 import math
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,11 +107,14 @@ def measure(label: str, configs: Sequence[ContenderConfig], topics: Topics, expe
 def measure_bursts(label: str, configs: Sequence[ContenderConfig], topics: Topics,
                    bursts: Sequence[Sequence[tuple[bytes, bytes]]], workdir: Path,
                    timeout_s: float, python: Path | None = None,
-                   warm_results: int = 1) -> list[Run]:
+                   warm_results: int = 1,
+                   before_each: Callable[[int], None] | None = None) -> list[Run]:
     """Start the contenders once (loading a real model costs seconds); per repetition produce
     one burst of requests, far faster than the service drains it, and wait until it is
     answered. A burst's results are told apart by their request-id prefix ("<prefix>-n").
-    The window starts once the burst is fully produced: the producer shares the machine."""
+    The window starts once the burst is fully produced: the producer shares the machine.
+    `before_each(rep)` runs while the contenders are idle, before each burst (e.g. the model's
+    ceiling measured right next to the burst, under the same background load)."""
     runs: list[Run] = []
     started_at = time.monotonic()
     with started(configs, workdir, python) as procs:
@@ -122,6 +125,8 @@ def measure_bursts(label: str, configs: Sequence[ContenderConfig], topics: Topic
         total = 0
         for index, burst in enumerate(bursts):
             prefix = burst[0][0].decode().rsplit("-", 1)[0] + "-"
+            if before_each is not None:
+                before_each(index)
             asyncio.run(produce(topics.bootstrap, topics.requests, burst))
             produced_ms = time.time() * 1000.0
             total += len(burst)

@@ -4,6 +4,7 @@ when the config names a sink dir), serving one model with max_batch_size = the b
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import uvloop
@@ -12,6 +13,7 @@ from bench.contenders.config import ContenderConfig, ready_then_wait_for_go
 from bench.contenders.warmup import loaded_and_warm, quiet_logging
 from streams.config import Settings
 from streams.metrics import Readiness, WorkerMetrics
+from streams.sinks.request_log import RequestLogRow
 from streams.sinks.target import open_request_log_sink
 from streams.worker.options import EngineOptions
 from streams.worker.run import serve
@@ -44,6 +46,11 @@ def main() -> None:
         else None
     if sink is not None:
         metrics.bind_sink(sink)
+        # Warm the sink too: its ClickHouse client (the chDB engine) opens on the first insert.
+        now = time.time()
+        sink.add(RequestLogRow("bench-warm-up", config.model, "ok", created_at=now,
+                               completed_at=now))
+        sink.flush(timeout=120.0)
     ready_then_wait_for_go(config)
     try:
         uvloop.run(serve(settings, options, served, Telemetry(metrics, sink)))

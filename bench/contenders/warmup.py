@@ -19,10 +19,10 @@ def quiet_logging() -> None:
 def loaded_and_warm(config: ContenderConfig, batch_size: int | None = None) -> ModelRunner:
     size = batch_size or config.batch_size
     runner = load_model(config.model, size, config.torch_threads, Path(config.cache_dir))
-    if config.model == SMOLLM:
-        batch = generate_inputs(story_prompts(size), 4)
+    if config.model == SMOLLM:  # one short generation: allocations and kernels for B
+        batch, rounds = generate_inputs(story_prompts(size), 4), 1
     else:
-        batch = embed_inputs(embed_texts(None, size))
-    for _ in range(2):
+        batch, rounds = embed_inputs(embed_texts(None, size)), 2
+    for _ in range(rounds):
         runner.run(task_of(config.model), batch)
     return runner

@@ -37,7 +37,7 @@ def test_bench_smoke_writes_json_and_markdown(tmp_path: Path) -> None:
     assert {"median", "min", "max", "values"} <= set(minilm["curve"]["1"]["per_s"])
     overhead = data["overhead"]
     assert set(overhead["rate"]) == {"ours", "raw", "raw_pipelined"}
-    assert {"ours_over_raw", "pass_ratio", "pass_rate"} <= set(overhead)
+    assert {"ours_over_raw", "ours_over_raw_per_rep", "pass_ratio", "pass_rate"} <= set(overhead)
 
     markdown = (out / "latest.md").read_text()
     assert markdown == json_path.with_suffix(".md").read_text()
