@@ -12,7 +12,8 @@ fastavro call plus the frame checks.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import struct
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from io import BytesIO
@@ -21,6 +22,7 @@ from typing import Any, cast
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from schemas import REQUEST_SUBJECT, RESULT_SUBJECT, TOKEN_SUBJECT, load_catalog
+from streams.avro_writer import Unsupported, compile_writer
 from streams.errors import DecodeError, EncodeError
 
 MAGIC = 0
@@ -30,8 +32,8 @@ HEADER_SIZE = 5
 # UnicodeDecodeError (a ValueError) and IndexError (bad enum/union index); the rest are
 # defensive. Not `except Exception`: that would also hide our own bugs.
 _CORRUPT = (EOFError, ValueError, IndexError, KeyError, TypeError, OverflowError, MemoryError)
-# What fastavro raises when a record does not fit its schema.
-_UNFIT = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
+# What fastavro (and the compiled writer) raise when a record does not fit its schema.
+_UNFIT = (ValueError, TypeError, KeyError, AttributeError, OverflowError, struct.error)
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,15 @@ class SchemaCatalog:
             raise KeyError(f"no schema for subject {subject!r}") from None
 
 
+def _compiled_or_none(schema: dict[str, Any]) -> Callable[[Mapping[str, Any]], bytes] | None:
+    """The compiled writer for `schema` (same bytes as fastavro, several times faster), or
+    None when it uses a feature the compiler leaves to fastavro."""
+    try:
+        return compile_writer(schema)
+    except Unsupported:
+        return None
+
+
 def _full_name(schema: Mapping[str, Any]) -> str:
     name = str(schema["name"])
     namespace = schema.get("namespace")
@@ -113,10 +124,16 @@ class RecordCodec:
         self._reader = catalog.latest(subject)  # decoded records always have the newest shape
         self._writer = writer.parsed
         self._header = bytes([MAGIC]) + writer.schema_id.to_bytes(4, "big")
+        self._compiled = _compiled_or_none(writer.parsed)
         # writer id -> (writer schema, reader schema or None when they are the same)
         self._resolved: dict[int, tuple[dict[str, Any], dict[str, Any] | None]] = {}
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
+        if self._compiled is not None:  # the hot path: results, token chunks
+            try:
+                return self._header + self._compiled(record)
+            except _UNFIT as exc:
+                raise EncodeError(f"record does not fit {self.subject}: {exc!r}") from exc
         out = BytesIO()
         out.write(self._header)
         try:

@@ -51,16 +51,24 @@ class Timings:
     @classmethod
     def from_row(cls, row: RequestLogRow) -> Timings:
         """The timings of a request-log row (ms there, seconds here)."""
-        ttft = row.time_to_first_token_ms
+        return cls.from_ms(row.status, row.kafka_wait_ms, row.queue_wait_ms, row.inference_ms,
+                           row.total_ms, row.time_to_first_token_ms, row.tokens_out)
+
+    @classmethod
+    def from_ms(cls, status: str, kafka_wait_ms: float, queue_wait_ms: float,
+                inference_ms: float, total_ms: float, time_to_first_token_ms: float | None,
+                tokens_out: int) -> Timings:
+        """From a result's millisecond stage timings (the request-log row's columns)."""
+        ttft = time_to_first_token_ms
         tpot = None
-        if ttft is not None and row.tokens_out > 1:  # decode time spread over the later tokens
-            tpot = max(0.0, row.total_ms - ttft) / 1000 / (row.tokens_out - 1)
-        ran = row.status == "ok"  # expired/rejected requests have no real stage timings
+        if ttft is not None and tokens_out > 1:  # decode time spread over the later tokens
+            tpot = max(0.0, total_ms - ttft) / 1000 / (tokens_out - 1)
+        ran = status == "ok"  # expired/rejected requests have no real stage timings
         return cls(
-            kafka_wait_s=row.kafka_wait_ms / 1000,
-            queue_wait_s=row.queue_wait_ms / 1000 if ran else None,
-            inference_s=row.inference_ms / 1000 if ran else None,
-            end_to_end_s=row.total_ms / 1000,
+            kafka_wait_s=kafka_wait_ms / 1000,
+            queue_wait_s=queue_wait_ms / 1000 if ran else None,
+            inference_s=inference_ms / 1000 if ran else None,
+            end_to_end_s=total_ms / 1000,
             time_to_first_token_s=None if ttft is None else ttft / 1000,
             time_per_output_token_s=tpot,
         )
@@ -127,13 +135,24 @@ class WorkerMetrics:
                               registry=reg)
         self.ready = Gauge(PREFIX + "worker_ready", "1 when /ready answers 200", registry=reg)
         reg.register(_SinkCollector(self))
+        # Labelled children, looked up once: `.labels()` costs more than the observation.
+        self._request_counters: dict[tuple[str, str], Any] = {}
+        self._stage_children: dict[str, tuple[tuple[str, Any], ...]] = {}
 
     def observe_result(self, model: str, status: str, timings: Timings) -> None:
         """One answered request (any status); stages that did not happen are skipped."""
-        self.requests.labels(model, status).inc()
-        for field, histogram in self.stages.items():
+        counter = self._request_counters.get((model, status))
+        if counter is None:
+            counter = self._request_counters[(model, status)] = self.requests.labels(model,
+                                                                                     status)
+        counter.inc()
+        stages = self._stage_children.get(model)
+        if stages is None:
+            stages = self._stage_children[model] = tuple(
+                (field, histogram.labels(model)) for field, histogram in self.stages.items())
+        for field, child in stages:
             if (value := getattr(timings, field)) is not None:
-                histogram.labels(model).observe(value)
+                child.observe(value)
 
     def observe_row(self, row: RequestLogRow) -> None:
         self.observe_result(row.model, row.status, Timings.from_row(row))

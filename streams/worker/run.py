@@ -10,6 +10,7 @@ from typing import Any
 
 import uvloop
 
+from models.openmp import prefer_passive_waiting
 from streams.app import build_app, serve_with_app
 from streams.codec import request_codec, result_codec
 from streams.config import Settings
@@ -68,6 +69,7 @@ async def serve(settings: Settings, options: EngineOptions, served: ServedModels
 
 
 def run_worker(settings: Settings) -> int:
+    _progress(f"OpenMP wait policy: {prefer_passive_waiting()}")
     metrics = WorkerMetrics(Readiness(("models_loaded", "partitions_assigned")))
     served = load_served_models(settings, progress=_progress, on_loaded=metrics.model_loaded)
     metrics.set_ready("models_loaded", True)

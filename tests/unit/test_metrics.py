@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from models.base import ModelOutput
 from streams.metrics import Readiness, Timings, WorkerMetrics
+from streams.results import RequestHeader, expired_result, ok_result
+from streams.results import Timings as ResultTimings
 from streams.sinks.request_log import RequestLogRow
+from streams.worker.jobs import Source
+from streams.worker.telemetry import Telemetry
 
 EXPECTED = {  # family name -> type
     "streamserve_requests": "counter",
@@ -38,6 +45,11 @@ def samples(metrics: WorkerMetrics) -> dict[tuple[str, tuple[tuple[str, str], ..
         for family in text_string_to_metric_families(body.decode())
         for sample in family.samples
     }
+
+
+def values(observed: dict[tuple[str, Any], float]) -> dict[tuple[str, Any], float]:
+    """The samples less the `_created` timestamps (they differ between two registries)."""
+    return {key: value for key, value in observed.items() if not key[0].endswith("_created")}
 
 
 def row(status: str = "ok", **extra: float) -> RequestLogRow:
@@ -86,6 +98,32 @@ def test_observing_a_result_updates_counters_and_histograms() -> None:
     assert got[("streamserve_batch_size_bucket", (("le", "4.0"), *model))] == 0
     assert got[("streamserve_batch_size_bucket", (("le", "8.0"), *model))] == 1
     assert got[("streamserve_batch_size_bucket", (("le", "512.0"), *model))] == 1
+
+
+def test_metrics_without_a_sink_match_the_request_log_path() -> None:
+    """Without a sink the telemetry skips the log row; the metrics must not notice."""
+    header = RequestHeader("r1", "minilm", None, created_at_ms=1000, received_at_ms=1020,
+                           reply_topic=None, attributes={})
+    ok = ok_result(header, ModelOutput(text="hi", tokens_in=3, tokens_out=5),
+                   model_version="1", worker_id="w", completed_at_ms=1100,
+                   timings=ResultTimings(queue_wait_ms=5.0, inference_ms=40.0), batch_size=2)
+    ok["time_to_first_token_ms"] = 50.0
+    expired = expired_result(header, worker_id="w", completed_at_ms=1200)
+    source = Source(TopicPartition("t", 0), 7, 1020.0)
+
+    class Rows:
+        def add(self, row: RequestLogRow) -> None:
+            self.last = row
+
+    with_sink, without_sink = WorkerMetrics(), WorkerMetrics()
+    for result in (ok, expired, ok):
+        Telemetry(with_sink, Rows()).result_sent(result, source, 1030.0, 1050.0)  # type: ignore[arg-type]
+        Telemetry(without_sink, None).result_sent(result, source, 1030.0, 1050.0)
+    observed = samples(without_sink)
+    assert values(observed) == values(samples(with_sink))
+    model = (("model", "minilm"),)
+    assert observed[("streamserve_time_per_output_token_seconds_count", model)] == 2
+    assert observed[("streamserve_end_to_end_seconds_sum", model)] == pytest.approx(0.4)
 
 
 def test_token_timings_come_from_the_row() -> None:
