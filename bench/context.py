@@ -17,3 +17,4 @@ class Context:
     torch_threads: int
     quix_python: Path | None  # None: the Quix Streams contender is skipped
     results: dict[str, Any] = field(default_factory=dict)
+    latency_batch: int | None = None  # None: the knee of the MiniLM ceiling curve

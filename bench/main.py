@@ -57,6 +57,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--torch-threads", type=int, default=2)
     parser.add_argument("--stages", default=None,
                         help=f"comma-separated subset of {','.join(ALL_STAGES)}")
+    parser.add_argument("--latency-batch", type=int, default=None,
+                        help="max_batch_size of the latency stage's worker (default: the "
+                        "smallest B whose T_off is within 5%% of T_off(B*))")
     parser.add_argument("--no-quix", action="store_true", help="skip the Quix Streams contender")
     parser.add_argument("--omp-wait-policy", choices=("PASSIVE", "ACTIVE", "default"),
                         default="PASSIVE", help="OMP_WAIT_POLICY for this process and every "
@@ -101,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with local_kafka() as cluster, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
             ctx = Context(mode, cluster.bootstrap_servers, Path(tmp), args.torch_threads, quix,
-                          data)
+                          data, args.latency_batch)
             for stage in stages:
                 begun = time.monotonic()
                 try:

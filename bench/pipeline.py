@@ -5,6 +5,7 @@ E = sustained results/s ÷ T_off(B*)."""
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 from bench.ceiling import batch_ms_at, minilm_once, minilm_runner
@@ -41,23 +42,28 @@ def _one_model(ctx: Context, model: str, n: int) -> dict[str, Any]:
         timeout = 60.0 + n / 10.0
     config = config_for("ours", model, topics, ctx.workdir, f"pipe-{model}", batch_size=size,
                         torch_threads=ctx.torch_threads, new_tokens=ctx.mode.new_tokens)
-    # MiniLM: T_off(B*) again right before each burst, in this process while the worker idles,
-    # so each repetition's E is a ratio of two figures taken under the same background load.
-    paired: list[float] = []
-    before_each = None
+    # MiniLM: T_off(B*) again right before and right after each burst, in this process while
+    # the worker idles; each repetition's E divides the burst's rate by the mean of the two, so
+    # both figures of a ratio are taken under the same (drifting) background load.
+    bracket: dict[str, list[float]] = {"before": [], "after": []}
+    before_each = after_each = None
     if model == MINILM:
         runner, alone_texts = minilm_runner(ctx, size)
 
-        def before_each(rep: int) -> None:
-            per_s, _ = minilm_once(runner, alone_texts, size, ctx.mode.ceiling_min_s)
-            paired.append(per_s)
-            say(f"  ceiling minilm B={size} next to rep {rep + 1}: {per_s:,.1f} seq/s")
+        def alone(side: str) -> Callable[[int], None]:
+            def measure_alone(rep: int) -> None:
+                per_s, _ = minilm_once(runner, alone_texts, size, ctx.mode.ceiling_min_s)
+                bracket[side].append(per_s)
+                say(f"  ceiling minilm B={size} {side} rep {rep + 1}: {per_s:,.1f} seq/s")
+            return measure_alone
+
+        before_each, after_each = alone("before"), alone("after")
 
     # Generation answers a batch's requests together: warm-up is the first batch, so the rate
     # is B* per batch time, the unit of the ceiling's T_off.
     runs = measure_bursts(f"pipeline {model} B*={size}", [config], topics, bursts, ctx.workdir,
                           timeout, warm_results=size if model == SMOLLM else 1,
-                          before_each=before_each)
+                          before_each=before_each, after_each=after_each)
     if model == MINILM:
         runner.close()
     rates = [run.rate for run in runs]
@@ -84,8 +90,14 @@ def _one_model(ctx: Context, model: str, n: int) -> dict[str, Any]:
         alone_ms = batch_ms_at(ceiling, med(out["mean_batch_size"]))
         out["batch_ms_alone"] = alone_ms
         out["model_slowdown_in_worker"] = ratio(med(out["inference_ms_median"]), alone_ms)
+    paired = [(b + a) / 2 for b, a in zip(bracket["before"], bracket["after"], strict=True)]
     if paired:
+        out["t_off_before"], out["t_off_after"] = (figure(bracket["before"]),
+                                                   figure(bracket["after"]))
         per_rep = [ratio(r, t) for r, t in zip(rates, paired, strict=True)]
+        # The same split against the T_off taken next to each burst: duty x (1 / slowdown).
+        out["model_slowdown_vs_paired"] = figure([
+            ratio(ms, size / t * 1000.0) for ms, t in zip(inference, paired, strict=True)])
         out["t_off_paired"] = figure(paired)
         out["efficiency_paired"] = figure(per_rep)
         out["efficiency_stage1"] = out["efficiency"]

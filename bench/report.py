@@ -51,8 +51,12 @@ def _summary_rows(d: dict[str, Any]) -> list[Row]:
             rows.append((f"2. {label} through Kafka (worker, B={p['b_star']})", "req/s",
                          p["rate"], "", ""))
             if "efficiency_paired" in p:
-                rows.append((f"2. {label} T_off(B*) measured next to each burst", "seq/s",
-                             p["t_off_paired"], "", ""))
+                rows.append((f"2. {label} T_off(B*) alone, mean of before and after each "
+                             "burst", "seq/s", p["t_off_paired"], "", ""))
+                if "t_off_before" in p:
+                    rows.append((f"2. {label} T_off(B*) alone before / after each burst",
+                                 "seq/s", f"{med(p['t_off_before']):,.1f} / "
+                                 f"{med(p['t_off_after']):,.1f}", "", ""))
                 rows.append((f"2. {label} E = burst rate / T_off next to it (per rep)", "ratio",
                              p["efficiency_paired"], p.get("goal", "report"),
                              _verdict(p.get("pass"))))
@@ -67,6 +71,9 @@ def _summary_rows(d: dict[str, Any]) -> list[Row]:
                 rows.append((f"2. {label}: batch time in the worker / alone (mean batch "
                              f"{med(p['mean_batch_size']):.1f})", "x",
                              p.get("model_slowdown_in_worker"), "", ""))
+            if "model_slowdown_vs_paired" in p:
+                rows.append((f"2. {label}: batch time in the worker / alone next to it "
+                             "(per rep)", "x", p["model_slowdown_vs_paired"], "", ""))
     if "overhead" in d and "rate" in d["overhead"]:
         o = d["overhead"]
         rows.append(("3. no-op: ours (real worker)", "req/s", o["rate"]["ours"],
@@ -94,7 +101,9 @@ def _summary_rows(d: dict[str, Any]) -> list[Row]:
             rows.append((f"4. {kind}", "", "skipped", "", entry["skipped"]))
     latency = d.get("latency", {})
     if "capacity" in latency:
-        rows.append(("5. MiniLM capacity re-measured in the latency worker", "req/s",
+        cap = (f" (max_batch_size {latency['max_batch_size']}: "
+               f"{latency['max_batch_size_why']})" if "max_batch_size" in latency else "")
+        rows.append((f"5. MiniLM capacity re-measured in the latency worker{cap}", "req/s",
                      latency["capacity"], "", ""))
     for key, load in sorted(latency.get("loads", {}).items()):
         pct = f"{float(key):.0%}"
@@ -102,6 +111,10 @@ def _summary_rows(d: dict[str, Any]) -> list[Row]:
         rows.append((f"5. latency at {pct} load: p99 e2e", "ms", load["p99_ms"], "", ""))
         rows.append((f"5. latency at {pct} load: p99 overhead beyond inference", "ms",
                      load["p99_overhead_ms"], "", ""))
+        if "batch_wait_p99_ms" in load:
+            rows.append((f"5. latency at {pct} load: p99 wait for the batch to form / p99 "
+                         "batch time", "ms", f"{med(load['batch_wait_p99_ms']):,.1f} / "
+                         f"{med(load['inference_p99_ms']):,.1f}", "", ""))
     if "goal" in latency:
         g = latency["goal"]
         ceiling_bound = g.get("bound_from_ceiling_ms")

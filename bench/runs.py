@@ -108,13 +108,15 @@ def measure_bursts(label: str, configs: Sequence[ContenderConfig], topics: Topic
                    bursts: Sequence[Sequence[tuple[bytes, bytes]]], workdir: Path,
                    timeout_s: float, python: Path | None = None,
                    warm_results: int = 1,
-                   before_each: Callable[[int], None] | None = None) -> list[Run]:
+                   before_each: Callable[[int], None] | None = None,
+                   after_each: Callable[[int], None] | None = None) -> list[Run]:
     """Start the contenders once (loading a real model costs seconds); per repetition produce
     one burst of requests, far faster than the service drains it, and wait until it is
     answered. A burst's results are told apart by their request-id prefix ("<prefix>-n").
     The window starts once the burst is fully produced: the producer shares the machine.
-    `before_each(rep)` runs while the contenders are idle, before each burst (e.g. the model's
-    ceiling measured right next to the burst, under the same background load)."""
+    `before_each(rep)` and `after_each(rep)` run while the contenders are idle, before and
+    after each burst (e.g. the model's ceiling measured on both sides of the burst, under the
+    same background load)."""
     runs: list[Run] = []
     started_at = time.monotonic()
     with started(configs, workdir, python) as procs:
@@ -140,4 +142,6 @@ def measure_bursts(label: str, configs: Sequence[ContenderConfig], topics: Topic
             runs.append(run)
             say(f"  {label} rep {index + 1}/{len(bursts)}: {run.rate:,.1f} results/s "
                 f"({run.count} in {run.seconds:.1f}s, mean batch {run.mean_batch():.1f})")
+            if after_each is not None:
+                after_each(index)
     return runs
