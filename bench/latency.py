@@ -192,6 +192,8 @@ async def _drive(ctx: Context, topics: Topics, capacity_n: int) -> dict[str, Any
 
 
 def run(ctx: Context) -> dict[str, Any]:
+    if not ctx.mode.latency_loads:
+        return {"skipped": f"no load levels in {ctx.mode.name} mode"}
     pipeline = ctx.results.get("pipeline", {}).get(MINILM)
     size, why = latency_batch(ctx)
     capacity_n = max(200, ctx.mode.pipeline_minilm_n // 3)

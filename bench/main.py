@@ -54,7 +54,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
                       "only: keeps the harness from rotting, measures nothing")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results",
                         help="where the JSON, markdown and PNGs go (default bench/results)")
-    parser.add_argument("--torch-threads", type=int, default=2)
+    parser.add_argument("--torch-threads", type=int, default=default_torch_threads(),
+                        help="torch intra-op threads of every model process (default: cores "
+                        "- 1, at least 1: the broker, the load generator and the worker's event "
+                        "loop share this machine and need a core)")
     parser.add_argument("--stages", default=None,
                         help=f"comma-separated subset of {','.join(ALL_STAGES)}")
     parser.add_argument("--latency-batch", type=int, default=None,
@@ -66,6 +69,14 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
                         "contender (default PASSIVE: with libgomp's spinning default, 2 torch "
                         "threads on 2 busy cores run 5-10x slower)")
     return parser.parse_args(argv)
+
+
+def default_torch_threads() -> int:
+    """One core fewer than the machine has. Measured on 2 cores (bench/README.md): with both
+    cores given to torch, the broker and the load generator, which work per request under
+    streaming arrivals, stall torch's parallel regions and a batch ran 1.5x slower than alone,
+    so the capacity measured on a burst did not hold under Poisson load."""
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -19,6 +19,8 @@ CONTENDERS = (("faust_agent", "faust per-message agent"), ("quix_app", "Quix Str
 
 def run(ctx: Context) -> dict[str, Any]:
     n = ctx.mode.naive_n
+    if not n:
+        return {"skipped": f"no requests in {ctx.mode.name} mode"}
     say(f"stage naive: faust agent and Quix Streams app with MiniLM, {n} requests per rep")
     texts = embed_texts(None, 1024)
     kinds = [k for k in CONTENDERS if k[0] != "quix_app" or ctx.quix_python is not None]

@@ -15,6 +15,8 @@ from bench.runs import measure
 
 def run(ctx: Context) -> dict[str, Any]:
     n = ctx.mode.sink_n
+    if not n:
+        return {"skipped": f"no requests in {ctx.mode.name} mode"}
     say(f"stage sink: no-op worker with and without the ClickHouse sink, {n} records")
     topics = noop_topics(ctx, "sink", n)
     rates: dict[str, list[float]] = {"without": [], "with": []}
