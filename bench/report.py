@@ -125,6 +125,12 @@ def _summary_rows(d: dict[str, Any]) -> list[Row]:
         if ceiling_bound:
             rows.append(("5. same bound with the ceiling's batch time for that batch size", "ms",
                          ceiling_bound, "reference", ""))
+        if "ideal" in g:
+            ideal = g["ideal"]
+            rows.append(("5. ideal worker at 70% (same policy and arrivals, the ceiling's batch "
+                         "times, no Kafka; bench/queue_model.py): p99 / its bound", "ms",
+                         f"{ideal['p99_ms']:,.1f} / {ideal['bound_ms']:,.1f}", "reference",
+                         "misses too" if ideal["p99_ms"] > ideal["bound_ms"] else "meets it"))
     scaling = d.get("scaling", {})
     for model in (NOOP, MINILM):
         if model in scaling:
