@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
-from models.base import ModelRunner, Task
-from models.fake import FakeRunner, fake_spec
+from models.base import ModelInput, ModelOutput, ModelRunner, Task
 from models.loading import load_runner
 from models.registry import load_registry
 
@@ -18,12 +18,38 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = ROOT / ".streamserve" / "models"  # converted GGUF models, shared with the worker
 
 
+class NoopRunner:
+    """The no-op model of the overhead stages: answers every input with the same 16-float
+    embedding and computes nothing, so what is measured is the framework around it.
+
+    (The test suite's FakeRunner hashes each text into its vector, ≈16 µs a record of pure
+    Python; in the worker's model thread that work also contends for the GIL with the event
+    loop, a cost no real model brings: torch computes in C without holding the GIL.)
+    """
+
+    tasks: tuple[Task, ...] = ("embed",)
+    max_input_tokens = 512
+    max_new_tokens = 1
+    _VECTOR = (0.25,) * 16
+
+    def __init__(self, batch_size: int) -> None:
+        self.name, self.version, self.max_batch_size = NOOP, "1", batch_size
+
+    def count_tokens(self, item: ModelInput) -> int:
+        return len(item.text or "") // 4 + 1
+
+    def run(self, task: Task, batch: Sequence[ModelInput]) -> list[ModelOutput]:
+        return [ModelOutput(embedding=list(self._VECTOR), tokens_in=1) for _ in batch]
+
+    def close(self) -> None:
+        pass
+
+
 def load_model(name: str, batch_size: int, torch_threads: int | None,
                cache_dir: Path = DEFAULT_CACHE) -> ModelRunner:
     """A runner for `name` whose own max batch size is `batch_size` (it never splits ours)."""
     if name == NOOP:
-        return FakeRunner(fake_spec(NOOP, tasks=("embed",), max_batch_size=batch_size,
-                                    max_input_tokens=512, fake_delay_s=0.0))
+        return NoopRunner(batch_size)
     spec = dataclasses.replace(load_registry().get(name), max_batch_size=batch_size)
     if torch_threads is not None:
         import torch

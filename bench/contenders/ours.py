@@ -15,6 +15,7 @@ from streams.config import Settings
 from streams.metrics import Readiness, WorkerMetrics
 from streams.sinks.request_log import RequestLogRow
 from streams.sinks.target import open_request_log_sink
+from streams.worker.heap import settle_heap
 from streams.worker.options import EngineOptions
 from streams.worker.run import serve
 from streams.worker.served import ServedModel, ServedModels
@@ -52,6 +53,7 @@ def main() -> None:
                                completed_at=now))
         sink.flush(timeout=120.0)
     ready_then_wait_for_go(config)
+    settle_heap()  # as run_worker does, once everything long-lived is loaded
     try:
         uvloop.run(serve(settings, options, served, Telemetry(metrics, sink)))
     finally:

@@ -19,6 +19,7 @@ from streams.sinks.clickhouse import RequestLogSink
 from streams.sinks.target import open_request_log_sink
 from streams.topics import ensure_topics, service_topics
 from streams.worker.engine import WorkerEngine
+from streams.worker.heap import settle_heap
 from streams.worker.models_loader import load_served_models
 from streams.worker.options import EngineOptions
 from streams.worker.reload import RegistryReloader
@@ -77,6 +78,7 @@ def run_worker(settings: Settings) -> int:
     sink = _open_sink(settings, options.worker_id)
     if sink is not None:
         metrics.bind_sink(sink)
+    _progress(f"heap settled: {settle_heap():,} start-up objects frozen out of collections")
     try:
         uvloop.run(serve(settings, options, served, Telemetry(metrics, sink)))
     finally:
