@@ -62,3 +62,14 @@ def describe(torch_threads: int, quix: str | None, kafka_version: str) -> dict[s
         "versions": {**{p: _version(p) for p in PACKAGES},
                      "quixstreams": quix},
     }
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """CPU time (user + system) a process has used so far; None when it cannot be read."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

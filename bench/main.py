@@ -26,7 +26,7 @@ from bench import ceiling, latency, naive, overhead, pipeline, plots, report, sc
 from bench.common import say
 from bench.context import Context
 from bench.kafka_io import KAFKA_VERSION, local_kafka
-from bench.machine import describe
+from bench.machine import cpu_seconds, describe
 from bench.modes import ALL_STAGES, FULL, QUICK, SMOKE
 from bench.quix_env import build, quix_python, quix_version
 from bench.runners import ROOT
@@ -128,8 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with local_kafka() as cluster, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
             ctx = Context(mode, cluster.bootstrap_servers, Path(tmp), args.torch_threads, quix,
                           data, args.latency_batch)
+            broker_pid = cluster.nodes[0].pid
             for stage in stages:
                 begun = time.monotonic()
+                broker_cpu = cpu_seconds(broker_pid)
                 try:
                     data[stage] = STAGES[stage](ctx)
                 except Exception as exc:  # noqa: BLE001 - recorded; the other stages still run
@@ -137,6 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     data[stage] = {"error": f"{type(exc).__name__}: {str(exc)[:2000]}"}
                     say(f"stage {stage} FAILED: {exc!r}"[:500])
                 data[stage]["stage_seconds"] = round(time.monotonic() - begun, 1)
+                # The broker shares the cores with what is measured: how much it took.
+                broker_cpu_after = cpu_seconds(broker_pid)
+                if broker_cpu is not None and broker_cpu_after is not None:
+                    data[stage]["broker_cores"] = round(
+                        (broker_cpu_after - broker_cpu) / max(1e-9, time.monotonic() - begun), 3)
                 say(f"stage {stage} done in {data[stage]['stage_seconds']:.0f}s")
     except KeyboardInterrupt:
         say("interrupted: everything started was stopped; writing what was measured")

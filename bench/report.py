@@ -139,6 +139,11 @@ def _summary_rows(d: dict[str, Any]) -> list[Row]:
             rows.append((f"6. {model}: 2 workers", "req/s", s["two_workers"], "", ""))
             rows.append((f"6. {model}: 2 workers / 1 worker", "x", s["speedup"], "",
                          "2 cores: contention"))
+    broker = [f"{stage} {d[stage]['broker_cores']:.2f}" for stage in d.get("meta", {}).get(
+        "stages", []) if isinstance(d.get(stage), dict) and "broker_cores" in d[stage]]
+    if broker:
+        rows.append(("0. Kafka broker's CPU during each stage (cores, of the machine's "
+                     f"{d['meta']['machine']['cores']})", "cores", ", ".join(broker), "", ""))
     sink = d.get("sink", {})
     if "with" in sink:
         rows.append(("6. no-op worker without ClickHouse sink", "req/s", sink["without"], "", ""))

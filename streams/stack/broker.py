@@ -87,8 +87,14 @@ def port_in_use(port: int, host: str = LOOPBACK) -> bool:
 
 
 def new_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (22 chars)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (22 chars).
+
+    Never one that starts with "-": kafka-storage's argument parser would take it for an
+    option (1 id in 64 did; Kafka's own Uuid.randomUuid() skips those too)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def render_server_properties(node: NodeSpec, quorum: Sequence[NodeSpec]) -> str:
@@ -151,7 +157,8 @@ def format_storage(libs_dir: Path, node: NodeSpec, cluster_id: str, heap: str) -
     if (node.log_dir / "meta.properties").is_file():
         return
     command = _java_command(libs_dir, node, heap, "kafka.tools.StorageTool")
-    command += ["format", "-t", cluster_id, "-c", str(node.properties_file), "--ignore-formatted"]
+    command += ["format", f"--cluster-id={cluster_id}", "-c", str(node.properties_file),
+                "--ignore-formatted"]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise StackError(f"formatting {node.log_dir} failed:\n{done.stdout}{done.stderr}")

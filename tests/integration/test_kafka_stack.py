@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections import Counter
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.stack import LocalCluster
+from streams.stack.broker import NodeSpec, format_storage, free_port, write_node_files
+from streams.stack.jars import default_libs_dir
 from streams.topics import TopicSpec, describe_topics, ensure_topics
+from tests.integration.conftest import KAFKA_VERSION
 
 
 async def _produce(bootstrap: str, topic: str, keys: range) -> None:
@@ -88,3 +92,12 @@ async def test_three_brokers_survive_one_sigkill(kafka_cluster3: LocalCluster) -
     counts = Counter(keys)
     assert set(counts) == set(range(600))
     assert max(counts.values()) == 1  # idempotent producer: no duplicates after the failover
+
+
+def test_storage_formats_with_any_cluster_id(tmp_path: Path) -> None:
+    """Ids are passed as --cluster-id=<id>: even one starting with "-" (which the id generator
+    no longer makes, but a stack.json from an earlier version may hold) formats."""
+    node = NodeSpec(1, free_port(), free_port(), tmp_path / "node-1")
+    write_node_files(node, [node])
+    format_storage(default_libs_dir(KAFKA_VERSION), node, "-" + "A" * 21, "256m")
+    assert "cluster.id=-AAAAAAAAAAAAAAAAAAAAA" in (node.log_dir / "meta.properties").read_text()

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,12 @@ def row(i: int, **changes: object) -> RequestLogRow:
     now = 1_700_000_000.0 + i
     base = RequestLogRow(f"req-{i}", "minilm", "ok", created_at=now, completed_at=now + 0.25)
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -117,6 +124,9 @@ def test_rows_spool_while_down_and_replay_with_their_tokens(spool_path: Path) ->
         for i in range(5):
             sink.add(row(i))
         assert not sink.flush(timeout=0.5)
+        # The thread spools after its last attempt; on a loaded machine that may come after
+        # flush's 0.5 s, so wait for the state, then check it exactly.
+        wait_until(lambda: sink.spool_depth == 5)
         assert sink.spool_depth == 5 and sink.rows_written == 0
         assert len(target.tokens) == 3 and len(set(target.tokens)) == 1  # max_attempts
         spooled = [json.loads(line) for line in spool_path.read_text().splitlines()]
@@ -125,6 +135,7 @@ def test_rows_spool_while_down_and_replay_with_their_tokens(spool_path: Path) ->
             sink.add(row(i))
         assert not sink.flush(timeout=0.5)
         # degraded: the new block went straight to the spool; flush() forced one replay probe
+        wait_until(lambda: sink.spool_depth == 8)
         assert len(target.tokens) == 4 and sink.spool_depth == 8
         target.down = False
         assert sink.flush(timeout=5)

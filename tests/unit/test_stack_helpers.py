@@ -27,6 +27,11 @@ def test_free_port_is_bindable_on_loopback() -> None:
         assert broker.port_in_use(sock.getsockname()[1])
 
 
+def test_cluster_id_never_starts_with_a_dash() -> None:
+    # kafka-storage would read "-..." as an option; 1 in 64 random ids start with "-".
+    assert not any(broker.new_cluster_id().startswith("-") for _ in range(5000))
+
+
 def test_cluster_id_is_22_url_safe_chars() -> None:
     ids = {broker.new_cluster_id() for _ in range(50)}
     assert len(ids) == 50
