@@ -112,34 +112,33 @@ class Load:
             delay = at - time.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            rid = f"{label}-{i:06d}"
-            request = new_request(MINILM, "embed", text=self.texts[i % len(self.texts)],
-                                  request_id=rid)
-            self.sent[rid] = time.time()
-            await self.producer.send(self.topics.requests, self._requests.encode(request),
-                                     key=rid.encode())
+            rid = await self._send(label, i)
             if at >= start + WARM_S:
                 measured.append(rid)
             i += 1
-        deadline = time.time() + 30.0
-        while any(r not in self.received for r in measured) and time.time() < deadline:
-            await asyncio.sleep(0.05)
+        await self._answered(measured, timeout_s=30.0)
         return measured
+
+    async def _send(self, label: str, i: int) -> str:
+        """Produce request `i` of `label` now; returns its id."""
+        rid = f"{label}-{i:06d}"
+        request = new_request(MINILM, "embed", text=self.texts[i % len(self.texts)],
+                              request_id=rid)
+        self.sent[rid] = time.time()
+        await self.producer.send(self.topics.requests, self._requests.encode(request),
+                                 key=rid.encode())
+        return rid
+
+    async def _answered(self, ids: list[str], timeout_s: float) -> None:
+        """Until every id in `ids` has its result, or `timeout_s` passed."""
+        deadline = time.time() + timeout_s
+        while any(r not in self.received for r in ids) and time.time() < deadline:
+            await asyncio.sleep(0.05)
 
     async def burst(self, label: str, n: int) -> float:
         """Send `n` requests at once; the rate they are answered at (client clock)."""
-        ids = []
-        for i in range(n):
-            rid = f"{label}-{i:06d}"
-            request = new_request(MINILM, "embed", text=self.texts[i % len(self.texts)],
-                                  request_id=rid)
-            self.sent[rid] = time.time()
-            await self.producer.send(self.topics.requests, self._requests.encode(request),
-                                     key=rid.encode())
-            ids.append(rid)
-        deadline = time.time() + 60.0 + n / 10.0
-        while any(r not in self.received for r in ids) and time.time() < deadline:
-            await asyncio.sleep(0.05)
+        ids = [await self._send(label, i) for i in range(n)]
+        await self._answered(ids, timeout_s=60.0 + n / 10.0)
         return steady_rate([self.received[r][0] * 1000.0 for r in ids if r in self.received])
 
     def stats(self, ids: list[str]) -> dict[str, float]:
