@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     max_batch_tokens: int = Field(default=8192, ge=1)
     torch_threads: int | None = Field(default=None, ge=1)
     registry_reload_s: float = Field(default=5.0, ge=0)  # poll the registry file; 0 = never
+    # Requests may ask for their result on a topic named <prefix><anything> (e.g. one per
+    # tenant); empty = only the results topic. Internal and service topics are never allowed.
+    reply_topic_prefix: str = "inference.replies."
+    # Memory held by consumed, unanswered records: fetching pauses at either cap.
+    max_in_flight_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+    # Group rebalance timeout; default: the longest batch timeout of the served models + 30 s.
+    rebalance_timeout_ms: int | None = Field(default=None, ge=10_000)
 
     # --- worker process ---
     worker_id: str | None = None  # stable name -> static group membership (see below)
