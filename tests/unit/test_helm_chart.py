@@ -28,8 +28,9 @@ AUTOSCALER_KINDS = {"ScaledObject", "HorizontalPodAutoscaler"}
 pytestmark = pytest.mark.skipif(HELM is None, reason="helm not installed (deploy/helm/check.sh)")
 
 
-def helm_template(*sets: str, values: Path | None = K8S_VALUES) -> subprocess.CompletedProcess[str]:
-    command = [str(HELM), "template", "streamserve", str(CHART)]
+def helm_template(*sets: str, values: Path | None = K8S_VALUES,
+                  chart: Path = CHART) -> subprocess.CompletedProcess[str]:
+    command = [str(HELM), "template", "streamserve", str(chart)]
     command += ["-f", str(values)] if values else []
     for item in sets:  # "str:key=value" is --set-string, "file:key=path" --set-file
         flag = "--set"
@@ -40,8 +41,9 @@ def helm_template(*sets: str, values: Path | None = K8S_VALUES) -> subprocess.Co
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 
-def render(*sets: str, values: Path | None = K8S_VALUES) -> list[dict[str, Any]]:
-    done = helm_template(*sets, values=values)
+def render(*sets: str, values: Path | None = K8S_VALUES,
+           chart: Path = CHART) -> list[dict[str, Any]]:
+    done = helm_template(*sets, values=values, chart=chart)
     assert done.returncode == 0, done.stderr
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
@@ -124,6 +126,17 @@ def test_the_chart_refuses_what_the_workers_cannot_honour(sets: tuple[str, ...],
     assert reason in refused(*sets)
 
 
+def test_topics_are_created_before_the_worker_starts() -> None:
+    docs = render()
+    (init,) = worker(docs)["spec"]["template"]["spec"]["initContainers"]
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    assert init["args"] == compose["services"]["topic-init"]["command"] == ["topics", "create"]
+    assert init["image"] == container(docs)["image"]
+    assert (init["envFrom"], init["env"]) == (container(docs)["envFrom"], container(docs)["env"])
+    managed_elsewhere = worker(render("topics.createOnStart=false"))
+    assert "initContainers" not in managed_elsewhere["spec"]["template"]["spec"]
+
+
 def test_passwords_are_references_never_defaults() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert all(not value for key, value in values["secret"].items()
@@ -174,6 +187,28 @@ def test_private_ca_reaches_the_workers_and_keda() -> None:
     (auth,) = kinds(docs, "TriggerAuthentication")
     assert {"parameter": "ca", "name": "kafka-ca", "key": cafile.name} in auth["spec"][
         "secretTargetRef"]
+
+
+def test_install_notes_name_what_the_pods_wait_for(tmp_path: Path) -> None:
+    # helm renders NOTES.txt only against a cluster: render it here as a ConfigMap's value.
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    (chart / "templates" / "NOTES.txt").rename(chart / "notes.txt")
+    (chart / "templates" / "notes.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\ndata:\n  notes: |\n"
+        '    {{- tpl (.Files.Get "notes.txt") . | nindent 4 }}\n')
+
+    def notes(*sets: str, values: Path | None = K8S_VALUES) -> str:
+        (found,) = [d for d in render(*sets, values=values, chart=chart)
+                    if d["metadata"]["name"] == "notes"]
+        text: str = found["data"]["notes"]
+        return text
+
+    assert ("Secret streamserve-secrets holds the keys STREAMSERVE_KAFKA_SASL_USERNAME, "
+            "STREAMSERVE_KAFKA_SASL_PASSWORD, STREAMSERVE_CLICKHOUSE_PASSWORD") in notes()
+    assert "scaled by keda (1..12 replicas)" in notes()
+    plain = notes("autoscaling.mode=none", "topics.createOnStart=false", values=None)
+    assert "Secret" not in plain and "1 replica(s)" in plain and "topics must exist" in plain
 
 
 def test_chart_app_version_is_the_package_version() -> None:

@@ -24,6 +24,10 @@
 {{- .Values.secret.name | default (printf "%s-secrets" (include "streamserve.fullname" .)) -}}
 {{- end -}}
 
+{{- define "streamserve.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) | quote -}}
+{{- end -}}
+
 {{- define "streamserve.selectorLabels" -}}
 app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
@@ -87,4 +91,35 @@ scaleDown:
     - type: Pods
       value: 1
       periodSeconds: 60
+{{- end -}}
+
+{{/* The worker's environment: the ConfigMap, and the Secret's keys by reference. */}}
+{{- define "streamserve.workerEnv" -}}
+envFrom:
+  - configMapRef:
+      name: {{ include "streamserve.configName" . }}
+{{- $secret := include "streamserve.secretName" . }}
+{{- $keys := .Values.secret.keys }}
+{{- if or .Values.worker.staticMembership (include "streamserve.saslPassword" .) .Values.clickhouse.url }}
+env:
+  {{- if .Values.worker.staticMembership }}
+  # The pod name as group.instance.id: stable across container restarts in this pod.
+  - name: STREAMSERVE_WORKER_ID
+    valueFrom:
+      fieldRef: {fieldPath: metadata.name}
+  {{- end }}
+  {{- if include "streamserve.saslPassword" . }}
+  - name: STREAMSERVE_KAFKA_SASL_USERNAME
+    valueFrom:
+      secretKeyRef: {name: {{ $secret }}, key: {{ $keys.kafkaSaslUsername }}}
+  - name: STREAMSERVE_KAFKA_SASL_PASSWORD
+    valueFrom:
+      secretKeyRef: {name: {{ $secret }}, key: {{ $keys.kafkaSaslPassword }}}
+  {{- end }}
+  {{- if .Values.clickhouse.url }}
+  - name: STREAMSERVE_CLICKHOUSE_PASSWORD
+    valueFrom:
+      secretKeyRef: {name: {{ $secret }}, key: {{ $keys.clickhousePassword }}}
+  {{- end }}
+{{- end }}
 {{- end -}}
