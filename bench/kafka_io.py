@@ -21,7 +21,7 @@ from streams.stack import LocalCluster
 from streams.stack.jars import default_libs_dir
 from streams.topics import TopicSpec, ensure_topics
 
-KAFKA_VERSION = "4.1.1"
+KAFKA_VERSION = "4.4.0"
 PARTITIONS = 4
 Pair = tuple[bytes, bytes]
 

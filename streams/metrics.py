@@ -126,6 +126,9 @@ class WorkerMetrics:
                                       ["model", "kind"], registry=reg)
         self.breaker_open = Gauge(PREFIX + "circuit_open", "1 while a model's breaker is open",
                                   ["model"], registry=reg)
+        self.handover = Histogram(PREFIX + "handover_seconds",
+                                  "Time spent handing partitions over in a rebalance",
+                                  buckets=LATENCY_BUCKETS_S, registry=reg)
         self.abandoned_total = Counter(PREFIX + "abandoned_results_total",
                                        "Results of revoked partitions dropped (redone by their "
                                        "new owner)", registry=reg)

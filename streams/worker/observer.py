@@ -48,6 +48,9 @@ class WorkerObserver(Protocol):
     def serving(self, models: frozenset[str]) -> None:
         """The model names served from now on (label values allowed in metrics)."""
 
+    def handed_over(self, seconds: float) -> None:
+        """A revocation finished after `seconds` in on_partitions_revoked."""
+
     def task_restarted(self, task: str) -> None:
         """A supervised task crashed and was restarted."""
 
@@ -90,6 +93,9 @@ class NullObserver:
         return None
 
     def serving(self, models: frozenset[str]) -> None:
+        pass
+
+    def handed_over(self, seconds: float) -> None:
         pass
 
     def task_restarted(self, task: str) -> None:

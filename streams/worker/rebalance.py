@@ -98,6 +98,7 @@ class Rebalancer(ConsumerRebalanceListener):  # type: ignore[misc]
         self._observer.abandoned(abandoned)
         self._observer.assignment_changed(len(self._assigned))
         self.last_revocation_s = time.monotonic() - started
+        self._observer.handed_over(self.last_revocation_s)
         logger.info("worker %s handed over %d partitions in %.2fs (%d queued jobs dropped, %d "
                     "running given up)", self._worker_id, len(revoked), self.last_revocation_s,
                     dropped, abandoned)

@@ -71,6 +71,9 @@ class Telemetry:
     def serving(self, models: frozenset[str]) -> None:
         self.metrics.serve_models(models)
 
+    def handed_over(self, seconds: float) -> None:
+        self.metrics.handover.observe(seconds)
+
     def task_restarted(self, task: str) -> None:
         self.metrics.task_restarted(task)
 

@@ -151,6 +151,7 @@ def feed(metrics: WorkerMetrics, sink: FakeSink, tick: int) -> None:
     metrics.set_breaker("m1", tick % 2 == 0)
     metrics.record_reduced("dlq")
     metrics.abandoned(1)
+    metrics.handover.observe(0.05 * (1 + tick % 3))
     sink.rows_written += 8
     sink.insert_errors += 1
     sink.spool = tick % 10

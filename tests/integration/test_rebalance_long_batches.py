@@ -1,0 +1,173 @@
+"""Rebalances survive long batches: a worker joins while batches of 3 × the session timeout
+compute on the others. No member may be evicted, the group rebalances exactly once, nothing is
+lost, duplicates are counted; a moved token stream restarts at most once and never interleaves
+two owners' chunks. The coordinator's own log counts rebalances and evictions."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streams.client import new_request
+from streams.codec import request_codec, token_codec
+from streams.config import Settings
+from streams.stack import LocalCluster
+from streams.topics import ensure_topics, service_topics
+from tests.integration.fault_harness import WorkerProcess, drain, wait_until
+
+SESSION_TIMEOUT_S = 10  # streams/worker/options.py
+SLOW = """
+[[models]]
+name = "encoder"
+version = "1"
+tasks = ["embed"]
+kind = "fake"
+max_batch_size = 16
+max_input_tokens = 64
+fake_delay_s = {batch_s}
+batch_timeout_s = 300
+default = true
+
+[[models]]
+name = "chat"
+version = "1"
+tasks = ["generate"]
+kind = "fake"
+engine = "continuous"
+max_batch_size = 8
+max_input_tokens = 400
+max_new_tokens = 300
+fake_delay_s = {token_s}
+batch_timeout_s = 300
+default = true
+"""
+
+
+def group_events(log: Path, start: int, group: str) -> dict[str, list[str]]:
+    """The coordinator's lines about `group` written after byte `start` of its log."""
+    with log.open("rb") as handle:
+        handle.seek(start)
+        lines = [line.decode(errors="replace") for line in handle if group.encode() in line]
+    return {
+        "rebalances": [ln for ln in lines if "Preparing to rebalance group" in ln],
+        "evictions": [ln for ln in lines if re.search(
+            r"(has failed, removing it|removing member|expired|removed from the group)", ln,
+            re.IGNORECASE) and "LeaveGroup" not in ln],
+        "all": lines,
+    }
+
+
+def streams_of(chunks: list[dict[str, Any]]) -> tuple[int, int]:
+    """(restarts, interleavings) seen by a reader of one request's chunks, in log order."""
+    restarts = interleaved = 0
+    expected = 0
+    for chunk in chunks:
+        if chunk["seq"] == expected:
+            expected += 1
+        elif chunk["seq"] == 0:
+            restarts += 1
+            expected = 1
+        else:
+            interleaved += 1  # neither the next chunk nor a fresh start: two owners at once
+    return restarts, interleaved
+
+
+async def send(settings: Settings, requests: list[dict[str, Any]]) -> None:
+    codec = request_codec()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for request in requests:
+            await producer.send(settings.requests_topic, codec.encode(request),
+                                key=request["request_id"].encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def read_tokens(settings: Settings, ids: set[str], timeout_s: float
+                      ) -> dict[str, list[dict[str, Any]]]:
+    consumer = AIOKafkaConsumer(settings.tokens_topic, group_id=None,
+                                bootstrap_servers=settings.kafka_bootstrap_servers,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    codec, chunks = token_codec(), defaultdict(list)
+    finals: set[str] = set()
+    deadline = time.monotonic() + timeout_s
+    try:  # what arrived by the deadline: the assertions name what is missing
+        while not ids <= finals and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    chunk = codec.decode(record.value or b"")
+                    chunks[chunk["request_id"]].append(chunk)
+                    if chunk["final"]:
+                        finals.add(chunk["request_id"])
+    finally:
+        await consumer.stop()
+    return dict(chunks)
+
+
+async def test_a_worker_joins_while_long_batches_compute(kafka: LocalCluster,
+                                                         tmp_path: Path) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    settings = Settings(kafka_bootstrap_servers=kafka.bootstrap_servers,
+                        requests_topic=f"req-{suffix}", results_topic=f"res-{suffix}",
+                        dlq_topic=f"dlq-{suffix}", tokens_topic=f"tok-{suffix}",
+                        consumer_group=f"g-{suffix}", topic_partitions=6, max_wait_ms=50)
+    await ensure_topics(settings, service_topics(settings))
+    registry = tmp_path / "registry.toml"
+    # A static batch of 3 × the session timeout; generations of 200 words at 0.2 s a word.
+    registry.write_text(SLOW.format(batch_s=3 * SESSION_TIMEOUT_S, token_s=0.2))
+    env = {"STREAMSERVE_REQUEST_LOG": "false"}
+    workers = [WorkerProcess(f"w{i}-{suffix}", settings, registry, tmp_path / f"w{i}.log",
+                             extra_env=env) for i in range(3)]
+    log = kafka.nodes[0].spec.server_log
+    try:
+        for worker in workers[:2]:
+            worker.start()
+        await wait_until(lambda: all(w.state().get("ready") for w in workers[:2])
+                         and sum(len(w.partitions()) for w in workers[:2]) == 6, 120, "two")
+        embeds = [new_request("encoder", "embed", text=f"doc {i}", request_id=f"e{i}")
+                  for i in range(16)]
+        prompt = " ".join(f"word{i}" for i in range(200))
+        chats = [new_request("chat", "generate", text=prompt, request_id=f"c{i}", stream=True,
+                             parameters={"max_new_tokens": 200}) for i in range(16)]
+        await send(settings, embeds + chats)
+        await wait_until(lambda: all(w.metric("streamserve_in_flight_requests") > 0
+                                     for w in workers[:2]), 30, "both workers computing")
+        await asyncio.sleep(3)  # batches and generations are well under way
+        mark = log.stat().st_size
+        workers[2].start()
+        await wait_until(lambda: all(w.state().get("ready") and w.partitions()
+                                     for w in workers), 120, "three workers sharing")
+        ids = {r["request_id"] for r in embeds + chats}
+        drained = await drain(settings, ids, timeout_s=240)
+        tokens = await read_tokens(settings, {r["request_id"] for r in chats}, 60)
+        events = group_events(log, mark, settings.consumer_group)
+        handover = [w.metric("streamserve_handover_seconds_sum") for w in workers[:2]]
+        handovers = [w.metric("streamserve_handover_seconds_count") for w in workers[:2]]
+    finally:
+        for worker in workers:
+            worker.stop()
+    lost = ids - drained.accounted()
+    streams = {rid: streams_of(chunks) for rid, chunks in tokens.items()}
+    restarts = sum(r for r, _ in streams.values())
+    interleavings = sum(i for _, i in streams.values())
+    print(f"\nrebalances {len(events['rebalances'])}, evictions {len(events['evictions'])}, "
+          f"duplicates {drained.duplicates()}, lost {len(lost)}, time in "
+          f"on_partitions_revoked {handover} s over {handovers} hand-overs, stream restarts "
+          f"{restarts}, interleaved {interleavings}")
+    assert len(events["rebalances"]) == 1, "\n".join(events["all"])
+    assert events["evictions"] == [], "\n".join(events["evictions"])
+    assert not lost
+    assert set(drained.statuses.values()) == {"ok"}
+    assert max(handover) < SESSION_TIMEOUT_S  # bounded: no model is awaited
+    for rid, (restarts, interleaved) in streams.items():
+        assert interleaved == 0 and restarts <= 1, (rid, [c["seq"] for c in tokens[rid]])
