@@ -14,7 +14,11 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import GroupCoordinatorNotAvailableError, KafkaConnectionError
+from aiokafka.errors import (
+    GroupCoordinatorNotAvailableError,
+    KafkaConnectionError,
+    KafkaError,
+)
 
 from streams.config import Settings
 from streams.errors import BrokerUnreachable
@@ -76,3 +80,5 @@ async def _wait_for_coordinator(admin: AIOKafkaAdminClient, group_id: str,
                     f"the broker has no coordinator for group {group_id!r} after "
                     f"{timeout_s:.0f}s (is __consumer_offsets under-replicated?)") from None
             await asyncio.sleep(0.2)
+        except KafkaError:
+            return  # e.g. not authorized for the group: the consumer reports it in its words
