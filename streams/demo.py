@@ -112,7 +112,7 @@ def _wait_ready(settings: Settings, worker: subprocess.Popen[bytes],
             raise SystemExit(f"the worker was not ready within {timeout_s:.0f}s")
         if now >= next_report:
             _say(f"   still waiting for the worker ({now - started:.0f}s; a first run converts "
-                 "SmolLM2 once, about 40 s on 2 cores)")
+                 "SmolLM2 once, 20-40 s on 2 cores)")
             next_report = now + report_every_s
         time.sleep(0.5)
 
