@@ -21,6 +21,7 @@ import pytest
 from streams.stack import LocalCluster
 from streams.stack.broker import free_port
 from streams.stack.jars import default_libs_dir
+from tests.integration.conftest import KAFKA_VERSION
 
 pytestmark = pytest.mark.integration
 
@@ -45,8 +46,10 @@ default = true
 
 @pytest.fixture(scope="module")
 def fresh_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """Not the session's broker: other tests made its first group join long ago."""
     cluster = LocalCluster.create(tmp_path_factory.mktemp("fresh-kafka"),
-                                  default_libs_dir("4.1.1"), "4.1.1", size=1, heap="384m")
+                                  default_libs_dir(KAFKA_VERSION), KAFKA_VERSION, size=1,
+                                  heap="384m")
     cluster.up(timeout_s=90)
     try:
         yield cluster
