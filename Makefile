@@ -3,8 +3,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements-models.txt | sha256sum | cut -c1-12)
+# System programs first (installed as root on Debian/Ubuntu, else the command to run is
+# printed and nothing runs), then the venv, then the command: in that order, also under -j.
+PREREQS := PYTHON='$(PYTHON)' VENV='$(VENV)' deploy/prereqs.sh
+.NOTPARALLEL:
 
-.PHONY: install demo test test-unit test-integration lint compose-check bench clean
+.PHONY: install demo test test-unit test-integration lint compose-check bench clean \
+        prereqs-demo prereqs-test prereqs-compose-check
 
 install: $(STAMP)
 
@@ -17,23 +22,26 @@ $(STAMP): pyproject.toml requirements-models.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-demo: install                ## local Kafka + real models + embedded ClickHouse, end to end
+prereqs-demo prereqs-test prereqs-compose-check: prereqs-%:
+	@$(PREREQS) $*
+
+demo: prereqs-demo install   ## local Kafka + real models + embedded ClickHouse, end to end
 	$(VENV)/bin/streamserve demo
 
-test: install                ## every test: unit, integration (real Kafka, chDB, Prometheus), gated models
+test: prereqs-test install   ## every test: unit, integration (real Kafka, chDB, Prometheus), gated models
 	$(PY) -m pytest -q -p no:cacheprovider
 
-test-unit: install
+test-unit: install          ## unit tests only: no services, no system programs
 	$(PY) -m pytest -q -m "not integration" tests/unit
 
 lint: install
 	$(VENV)/bin/ruff check streams models schemas tests bench
 	$(VENV)/bin/mypy
 
-compose-check:               ## validate compose.yaml (needs Debian's docker-compose package)
+compose-check: prereqs-compose-check  ## validate compose.yaml with docker-compose
 	docker-compose -f compose.yaml config -q
 
-bench: install
+bench: prereqs-demo install
 	$(VENV)/bin/streamserve bench --quick
 
 clean:

@@ -27,9 +27,9 @@ from bench.common import say
 from bench.context import Context
 from bench.kafka_io import KAFKA_VERSION, local_kafka
 from bench.machine import cpu_seconds, describe
-from bench.modes import ALL_STAGES, FULL, QUICK, SMOKE
+from bench.modes import FULL, QUICK, SMOKE
+from bench.options import add_bench_arguments
 from bench.quix_env import build, quix_python, quix_version
-from bench.runners import ROOT
 
 STAGES: dict[str, Callable[[Context], dict[str, Any]]] = {
     "ceiling": ceiling.run, "pipeline": pipeline.run, "overhead": overhead.run,
@@ -48,36 +48,8 @@ NOTES = [
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="fewer batch sizes and records "
-                      "(under 10 minutes on 2 cores)")
-    size.add_argument("--smoke", action="store_true", help="tiny, no-op model and MiniLM B=1 "
-                      "only: keeps the harness from rotting, measures nothing")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results",
-                        help="where the JSON, markdown and PNGs go (default bench/results)")
-    parser.add_argument("--torch-threads", type=int, default=default_torch_threads(),
-                        help="torch intra-op threads of every model process (default: cores "
-                        "- 1, at least 1: the broker, the load generator and the worker's event "
-                        "loop share this machine and need a core)")
-    parser.add_argument("--stages", default=None,
-                        help=f"comma-separated subset of {','.join(ALL_STAGES)}")
-    parser.add_argument("--latency-batch", type=int, default=None,
-                        help="max_batch_size of the latency stage's worker (default: the "
-                        "smallest B whose T_off is within 5%% of T_off(B*))")
-    parser.add_argument("--no-quix", action="store_true", help="skip the Quix Streams contender")
-    parser.add_argument("--omp-wait-policy", choices=("PASSIVE", "ACTIVE", "default"),
-                        default="PASSIVE", help="OMP_WAIT_POLICY for this process and every "
-                        "contender (default PASSIVE: with libgomp's spinning default, 2 torch "
-                        "threads on 2 busy cores run 5-10x slower)")
+    add_bench_arguments(parser)
     return parser.parse_args(argv)
-
-
-def default_torch_threads() -> int:
-    """One core fewer than the machine has. Measured on 2 cores (bench/README.md): with both
-    cores given to torch, the broker and the load generator, which work per request under
-    streaming arrivals, stall torch's parallel regions and a batch ran 1.5x slower than alone,
-    so the capacity measured on a burst did not hold under Poisson load."""
-    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def _build_quix_env() -> str | None:
@@ -96,8 +68,13 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return run(parse(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """One benchmark run with the options of `add_bench_arguments` (`streamserve bench` parses
+    them itself and calls this)."""
     started = time.monotonic()
-    args = parse(argv)
     mode = SMOKE if args.smoke else QUICK if args.quick else FULL
     stages = args.stages.split(",") if args.stages else list(mode.stages)
     unknown = set(stages) - set(STAGES)

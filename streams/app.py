@@ -3,7 +3,7 @@
 The app is the worker's service container: it owns the web server (`/metrics`, `/health`,
 `/ready`) and the service lifecycle, while the consume/infer/publish loop is the
 `WorkerEngine` (a hand-written aiokafka loop, for the throughput and commit control measured in
-DESIGN.md). faust's own Kafka consumer and producer are switched off so the app does not join a
+docs/design.md). faust's own Kafka consumer and producer are switched off so the app does not join a
 second consumer group next to the engine's.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -36,10 +37,16 @@ class WorkerApp(faust.App):
 
 def build_app(app_id: str, bootstrap_servers: str, web_host: str, web_port: int,
               render_metrics: MetricsRenderer, health: Callable[[], dict[str, Any]],
-              is_ready: Callable[[], dict[str, Any]]) -> WorkerApp:
-    """A faust app serving the worker's health and metrics endpoints on web_host:web_port."""
+              is_ready: Callable[[], dict[str, Any]], datadir: Path) -> WorkerApp:
+    """A faust app serving the worker's health and metrics endpoints on web_host:web_port.
+
+    `datadir` is where faust keeps its state; left unset, faust creates `<app id>-data/` in
+    the current directory."""
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     app = WorkerApp(
         app_id,
+        # faust formats this path with its settings ("{conf...}"): escape literal braces.
+        datadir=str(datadir).replace("{", "{{").replace("}", "}}"),
         broker=f"kafka://{bootstrap_servers.split(',')[0]}",
         web_host=web_host,
         web_port=web_port,

@@ -1,4 +1,5 @@
-"""`streamserve` command line: thin argument parsing over the library; settings built once here."""
+"""`streamserve` command line: what each subcommand runs (the parser is `streams.cli_parser`);
+settings are built once here."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
+from streams.cli_parser import build_parser
 from streams.config import Settings, load_settings
-from streams.errors import ConfigError, StreamserveError
+from streams.errors import BrokerUnreachable, ConfigError, StreamserveError
+from streams.log_setup import configure_logging
 
 logger = logging.getLogger(__name__)
 
@@ -73,14 +75,20 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
     from streams.topics import describe_topics, ensure_topics, service_topics
 
-    specs = service_topics(settings)
-    if args.topics_command == "create":
+    specs = service_topics(settings, getattr(args, "replication_factor", None),
+                           getattr(args, "partitions", None))
+    if args.action == "topics create":
         created = asyncio.run(ensure_topics(settings, specs))
         print(f"created {created}" if created else "all topics already exist")
     for topic in asyncio.run(describe_topics(settings, [spec.name for spec in specs])):
-        leaders = [p["leader"] for p in topic["partitions"]]
-        print(f"{topic['topic']}: {len(leaders)} partitions, leaders {leaders}"
-              if topic["error_code"] == 0 else f"{topic['topic']}: missing")
+        if topic["error_code"] != 0:
+            print(f"{topic['topic']}: missing (`streamserve topics create` creates it)")
+            continue
+        partitions = topic["partitions"]
+        replicas = len(partitions[0]["replicas"]) if partitions else 0
+        print(f"{topic['topic']}: {len(partitions)} partitions, replication factor {replicas}, "
+              f"leaders {[p['leader'] for p in partitions]}, "
+              f"in sync {[len(p['isr']) for p in partitions]}")
     return 0
 
 
@@ -93,7 +101,7 @@ def _send(args: argparse.Namespace, settings: Settings) -> int:
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
     from streams.client_cli import tail_results
 
-    return asyncio.run(tail_results(settings, args.limit))
+    return asyncio.run(tail_results(settings, args.limit, args.from_beginning))
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
@@ -110,12 +118,15 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
-    # bench/ lives in the source checkout, not in the installed package.
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    import importlib
+    from streams.cli_parser import SOURCE_ROOT
 
-    argv = ["--quick"] if args.quick else ["--smoke"] if args.smoke else []
-    return int(importlib.import_module("bench.main").main(argv))
+    if not (SOURCE_ROOT / "bench").is_dir():
+        print("streamserve bench needs the source checkout (bench/ is not installed)",
+              file=sys.stderr)
+        return 2
+    import importlib  # bench/ is on sys.path since the parser declared its options
+
+    return int(importlib.import_module("bench.main").run(args))
 
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:
@@ -137,68 +148,25 @@ def _config(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="streamserve", description="Kafka-native inference service for transformer models")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    commands = parser.add_subparsers(dest="command", required=True)
+def _running_stack_hint(settings: Settings) -> str:
+    """The usual first mistake: `stack up` ran, its address was not exported."""
+    from streams.stack import LocalCluster, stack_dir
 
-    stack = commands.add_parser("stack", help="local Apache Kafka (KRaft) for development")
-    stack_commands = stack.add_subparsers(dest="stack_command", required=True)
-    up = stack_commands.add_parser("up", help="start (or restart) the local broker(s)")
-    up.add_argument("--nodes", type=int, choices=(1, 3), default=1)
-    up.add_argument("--port", type=int, default=None, help="broker port of node 1 (default: free)")
-    up.add_argument("--fresh", action="store_true", help="discard earlier data and ports first")
-    up.add_argument("--security", choices=("none", "sasl"), default="none",
-                    help="sasl: SCRAM-SHA-512 logins and ACLs, the configured SASL user as admin")
-    up.set_defaults(handler=_stack_up)
-    down = stack_commands.add_parser("down", help="stop the local broker(s) by PID")
-    down.add_argument("--purge", action="store_true", help="also delete the broker data")
-    down.set_defaults(handler=_stack_down)
-    stack_commands.add_parser("status", help="what runs where").set_defaults(handler=_stack_status)
+    cluster = LocalCluster.load(stack_dir(settings))
+    if cluster is None or not all(node.running for node in cluster.nodes):
+        return ""
+    if cluster.bootstrap_servers == settings.kafka_bootstrap_servers:
+        return ""
+    return (f" (the local stack runs at {cluster.bootstrap_servers}: export "
+            f"STREAMSERVE_KAFKA_BOOTSTRAP_SERVERS={cluster.bootstrap_servers})")
 
-    commands.add_parser("config", help="print the effective settings, secrets masked"
-                        ).set_defaults(handler=_config)
-    commands.add_parser("worker", help="run a worker (models from the registry)"
-                        ).set_defaults(handler=_worker)
-    topics = commands.add_parser("topics", help="create or describe the service topics")
-    topics.add_argument("topics_command", choices=("create", "describe"))
-    topics.set_defaults(handler=_topics)
-    send = commands.add_parser("send", help="publish one request, wait, print the result")
-    send.add_argument("text")
-    send.add_argument("--model", default="smollm2")
-    send.add_argument("--task", choices=("generate", "embed", "classify"), default=None,
-                      help="default: generate for smollm2, embed otherwise")
-    send.add_argument("--label", action="append", default=[], help="classify label (repeat)")
-    send.add_argument("--max-new-tokens", type=int, default=None)
-    send.add_argument("--temperature", type=float, default=None)
-    send.add_argument("--chat", action="store_true", help="send the text as a user message")
-    send.add_argument("--stream", action="store_true", help="print tokens as they arrive")
-    send.add_argument("--timeout", type=float, default=120.0)
-    send.set_defaults(handler=_send)
-    tail = commands.add_parser("tail", help="follow the results topic")
-    tail.add_argument("--limit", type=int, default=0, help="stop after N results (0 = never)")
-    tail.set_defaults(handler=_tail)
-    stats = commands.add_parser("stats", help="request analytics from ClickHouse")
-    stats.add_argument("--since", default="15m", help="window, e.g. 90s, 15m, 2h, 1d")
-    stats.add_argument("--plot", type=Path, default=None, help="write a latency chart (PNG)")
-    stats.set_defaults(handler=_stats)
-    scaled = commands.add_parser("up", help="run local workers: N, or autoscaled on lag")
-    scaled.add_argument("--workers", default="auto", help="'auto' (default) or a fixed count")
-    scaled.add_argument("--min", type=int, default=None, help="autoscaling lower bound")
-    scaled.add_argument("--max", type=int, default=None, help="autoscaling upper bound")
-    scaled.set_defaults(handler=_up)
-    plan = commands.add_parser("plan", help="Amdahl/Gustafson speed-ups from measured stages")
-    plan.add_argument("--since", default="1h", help="window, e.g. 15m, 2h, 1d")
-    plan.add_argument("--workers", default="1,2,4,8", help="worker counts to predict")
-    plan.set_defaults(handler=_plan)
-    commands.add_parser("demo", help="local Kafka + real models + ClickHouse, end to end"
-                        ).set_defaults(handler=_demo)
-    bench = commands.add_parser("bench", help="benchmarks (own Kafka); report in bench/results")
-    bench.add_argument("--quick", action="store_true", help="under 10 minutes on 2 cores")
-    bench.add_argument("--smoke", action="store_true", help="tiny: keeps the harness working")
-    bench.set_defaults(handler=_bench)
-    return parser
+
+HANDLERS: dict[str, Handler] = {
+    "stack up": _stack_up, "stack down": _stack_down, "stack status": _stack_status,
+    "config": _config, "worker": _worker, "topics create": _topics, "topics describe": _topics,
+    "send": _send, "tail": _tail, "stats": _stats, "up": _up, "plan": _plan, "demo": _demo,
+    "bench": _bench,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -208,15 +176,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:  # names fields only: pydantic's own text quotes secrets
         print(f"streamserve: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level="DEBUG" if args.verbose else settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not args.verbose:
-        # Library chatter (group joins, service start/stop lines) buries our own output.
-        for noisy in ("aiokafka", "faust", "mode", "streams.app", "ContinuousBatchingLogger"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-    handler: Handler = args.handler
+    configure_logging(settings.log_level, args.verbose)
+    handler = HANDLERS[args.action]
     try:
         return handler(args, settings)
+    except BrokerUnreachable as exc:
+        print(f"streamserve: {exc}{_running_stack_hint(settings)}", file=sys.stderr)
+        return 1
     except StreamserveError as exc:
         print(f"streamserve: {exc}", file=sys.stderr)
         return 1

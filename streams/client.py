@@ -17,6 +17,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from streams.broker_check import start_or_explain
 from streams.codec import RecordCodec, request_codec, result_codec, token_codec
 from streams.config import Settings
 from streams.errors import DecodeError, StreamserveError
@@ -78,13 +79,13 @@ class InferenceClient:
         await self.stop()
 
     async def start(self) -> None:
-        await self._producer.start()
-        await self._consumer.start()
+        bootstrap = self._settings.kafka_bootstrap_servers
+        await start_or_explain(self._producer, bootstrap, self._close_clients)
+        await start_or_explain(self._consumer, bootstrap, self._close_clients)
         topic = self._settings.results_topic
         partitions = await self._partitions_of(topic)
         if not partitions:
-            await self._consumer.stop()
-            await self._producer.stop()
+            await self._close_clients()
             raise StreamserveError(f"results topic {topic!r} does not exist; run "
                                    "`streamserve topics create` first")
         assignment = [TopicPartition(topic, p) for p in sorted(partitions)]
@@ -113,6 +114,11 @@ class InferenceClient:
         if self._reader is not None:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)
+        await self._close_clients()
+
+    async def _close_clients(self) -> None:
+        """Stop both clients; safe on clients that never started (aiokafka warns about
+        unclosed ones when they are collected)."""
         await self._consumer.stop()
         await self._producer.stop()
 

@@ -9,19 +9,43 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+from models.errors import UnknownModel
+from models.registry import Registry, load_registry
+from streams.broker_check import start_or_explain
 from streams.client import InferenceClient, new_request
 from streams.codec import result_codec
 from streams.config import Settings
-from streams.errors import DecodeError
+from streams.errors import ConfigError, DecodeError
 from streams.kafka_options import security_options
 
 
-def build_request(args: argparse.Namespace) -> dict[str, Any]:
-    task = args.task or ("generate" if args.model == "smollm2" else "embed")
-    chat = args.chat or (task == "generate" and args.model == "smollm2")
+def default_target(registry: Registry, served: list[str], model: str | None,
+                   task: str | None) -> tuple[str, str]:
+    """The model and task `send` uses when the command line leaves them out: the first served
+    registry model that generates (else the first), and that model's first task."""
+    names = [name for name in registry.names() if not served or name in served]
+    if model is None:
+        generating = [n for n in names if "generate" in registry.get(n).tasks]
+        if not (generating or names):
+            raise ConfigError("the model registry serves no model: pass --model")
+        model = (generating or names)[0]
+    if task is None:
+        try:
+            task = registry.get(model).tasks[0]
+        except UnknownModel as exc:
+            raise ConfigError(f"{exc}; pass --task to send to it anyway") from None
+    return model, task
+
+
+def build_request(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    model, task = args.model, args.task
+    if model is None or task is None:  # a client host may have no registry: read it if needed
+        model, task = default_target(load_registry(settings.model_registry),
+                                     settings.served_models, model, task)
+    chat = task == "generate" and args.chat is not False
     parameters = {k: v for k, v in {"max_new_tokens": args.max_new_tokens,
                                      "temperature": args.temperature}.items() if v is not None}
-    return new_request(args.model, task, text=None if chat else args.text,
+    return new_request(model, task, text=None if chat else args.text,
                        messages=[{"role": "user", "content": args.text}] if chat else [],
                        labels=args.label, parameters=parameters)
 
@@ -51,7 +75,7 @@ def describe_timings(result: dict[str, Any]) -> str:
 
 
 async def send_and_print(settings: Settings, args: argparse.Namespace) -> int:
-    request = build_request(args)
+    request = build_request(args, settings)
     async with InferenceClient(settings) as client:
         if args.stream:
             await print_stream(client, request, args.timeout)
@@ -82,11 +106,14 @@ async def print_stream(client: InferenceClient, request: dict[str, Any],
               end="")
 
 
-async def tail_results(settings: Settings, limit: int) -> int:
+async def tail_results(settings: Settings, limit: int, from_beginning: bool = False) -> int:
+    """Print results as they arrive: new ones only, or the whole topic first. No consumer
+    group, so nothing is committed and every `tail` sees every result."""
     codec = result_codec()
     consumer = AIOKafkaConsumer(settings.results_topic, group_id=None,
-                                auto_offset_reset="latest", **security_options(settings))
-    await consumer.start()
+                                auto_offset_reset="earliest" if from_beginning else "latest",
+                                **security_options(settings))
+    await start_or_explain(consumer, settings.kafka_bootstrap_servers, consumer.stop)
     seen = 0
     try:
         while limit <= 0 or seen < limit:

@@ -80,18 +80,22 @@ def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
     env = {**os.environ, "STREAMSERVE_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
            "STREAMSERVE_WEB_PORT": str(settings.web_port),
            "STREAMSERVE_DATA_DIR": str(settings.data_dir),
-           "STREAMSERVE_WORKER_ID": "demo-worker-1"}
+           "STREAMSERVE_WORKER_ID": "demo-worker-1",
+           # The worker's own "[worker] loading ..." lines say what loads; tqdm bars redrawn
+           # with carriage returns would garble those lines and ours on the shared terminal.
+           "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
     _say("== starting a worker with SmolLM2-135M-Instruct and all-MiniLM-L6-v2 ...")
     return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env)
 
 
 def _wait_ready(settings: Settings, worker: subprocess.Popen[bytes],
-                timeout_s: float = 600.0) -> None:
-    """Poll /ready, with a progress line, until the models are loaded and partitions assigned."""
+                timeout_s: float = 600.0, report_every_s: float = 15.0) -> None:
+    """Poll /ready until the models are loaded and partitions assigned. Progress is whole
+    lines (the worker's, and ours every `report_every_s`): a spinner redrawn with carriage
+    returns would be overwritten by the worker's lines on the same terminal."""
     started = time.monotonic()
+    next_report = started + report_every_s
     url = f"http://127.0.0.1:{settings.web_port}/ready"
-    spinner = "|/-\\"
-    tick = 0
     while True:
         if worker.poll() is not None:
             raise SystemExit(f"the worker exited with code {worker.returncode} during start-up")
@@ -99,17 +103,17 @@ def _wait_ready(settings: Settings, worker: subprocess.Popen[bytes],
             with urllib.request.urlopen(url, timeout=1) as response:
                 state = json.loads(response.read())
             if state.get("ready"):
-                sys.stderr.write("\n")
                 _say(f"   worker ready after {time.monotonic() - started:.1f}s: {state}")
                 return
         except OSError:
             pass
-        if time.monotonic() - started > timeout_s:
+        now = time.monotonic()
+        if now - started > timeout_s:
             raise SystemExit(f"the worker was not ready within {timeout_s:.0f}s")
-        sys.stderr.write(f"\r   loading models {spinner[tick % 4]} "
-                         f"{time.monotonic() - started:5.1f}s")
-        sys.stderr.flush()
-        tick += 1
+        if now >= next_report:
+            _say(f"   still waiting for the worker ({now - started:.0f}s; a first run converts "
+                 "SmolLM2 once, 20-40 s on 2 cores)")
+            next_report = now + report_every_s
         time.sleep(0.5)
 
 

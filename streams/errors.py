@@ -35,6 +35,13 @@ class BrokerStartError(StackError):
     retriable = True
 
 
+class BrokerUnreachable(StreamserveError):
+    """No Kafka broker answered at the configured bootstrap address."""
+
+    code = "broker_unreachable"
+    retriable = True
+
+
 class StorageError(StreamserveError):
     """ClickHouse could not be reached or rejected a statement."""
 

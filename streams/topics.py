@@ -10,8 +10,9 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from streams.broker_check import start_or_explain
 from streams.config import Settings
-from streams.errors import StreamserveError
+from streams.errors import ConfigError, StreamserveError
 from streams.kafka_options import security_options
 
 logger = logging.getLogger(__name__)
@@ -27,14 +28,20 @@ class TopicSpec:
     configs: dict[str, str] = field(default_factory=dict)
 
 
-def service_topics(settings: Settings) -> list[TopicSpec]:
-    """Requests, results, tokens and the dead-letter topic, sized from the settings."""
-    replication = settings.topic_replication_factor
+def service_topics(settings: Settings, replication_factor: int | None = None,
+                   partitions: int | None = None) -> list[TopicSpec]:
+    """Requests, results, tokens and the dead-letter topic, sized from the settings (or the
+    arguments, which win).
+
+    The local stack is one broker by default, so the default replication factor is 1 and
+    `acks=all` waits for that one broker. With `stack up --nodes 3`, use 3: min.insync.replicas
+    is then 2, so an acknowledged record survives the loss of one broker."""
+    replication = replication_factor or settings.topic_replication_factor
     durable = {"min.insync.replicas": str(min(2, replication))}
     # A dead letter is a whole request plus error headers: the DLQ takes what a worker fetches.
     letters = {**durable, "max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)}
     return [
-        TopicSpec(name, settings.topic_partitions, replication,
+        TopicSpec(name, partitions or settings.topic_partitions, replication,
                   letters if name == settings.dlq_topic else durable)
         for name in (settings.requests_topic, settings.results_topic, settings.tokens_topic,
                      settings.dlq_topic)
@@ -43,13 +50,13 @@ def service_topics(settings: Settings) -> list[TopicSpec]:
 
 async def ensure_topics(bootstrap_or_settings: str | Settings, specs: list[TopicSpec]) -> list[str]:
     """Create the topics that do not exist yet; returns the names created."""
-    admin = AIOKafkaAdminClient(**_admin_options(bootstrap_or_settings))
-    await admin.start()
+    admin = await _started_admin(bootstrap_or_settings)
     try:
         existing = set(await admin.list_topics())
         missing = [spec for spec in specs if spec.name not in existing]
         if not missing:
             return []
+        await _check_replication(admin, missing)
         try:
             await admin.create_topics([
                 NewTopic(spec.name, spec.partitions, spec.replication_factor,
@@ -80,8 +87,7 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str],
 async def describe_topics(bootstrap_or_settings: str | Settings,
                           names: list[str]) -> list[dict[str, Any]]:
     """Partition count, leaders and in-sync replicas of each topic."""
-    admin = AIOKafkaAdminClient(**_admin_options(bootstrap_or_settings))
-    await admin.start()
+    admin = await _started_admin(bootstrap_or_settings)
     try:
         described = await admin.describe_topics(names)
     finally:
@@ -95,7 +101,21 @@ async def describe_topics(bootstrap_or_settings: str | Settings,
     ]
 
 
-def _admin_options(bootstrap_or_settings: str | Settings) -> dict[str, Any]:
+async def _check_replication(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> None:
+    """The broker's own refusal (InvalidReplicationFactor) does not say how many brokers there
+    are; this does, before anything is created."""
+    brokers = len((await admin.describe_cluster())["brokers"])
+    wanted = max(spec.replication_factor for spec in specs)
+    if wanted > brokers:
+        raise ConfigError(f"replication factor {wanted} needs {wanted} brokers, the cluster has "
+                          f"{brokers} (`streamserve stack up --nodes 3` starts three)")
+
+
+async def _started_admin(bootstrap_or_settings: str | Settings) -> AIOKafkaAdminClient:
     if isinstance(bootstrap_or_settings, Settings):
-        return security_options(bootstrap_or_settings)
-    return {"bootstrap_servers": bootstrap_or_settings}
+        options = security_options(bootstrap_or_settings)
+    else:
+        options = {"bootstrap_servers": bootstrap_or_settings}
+    admin = AIOKafkaAdminClient(**options)
+    await start_or_explain(admin, str(options["bootstrap_servers"]), admin.close)
+    return admin

@@ -5,7 +5,7 @@ encode each result → produce (same producer options as the worker: acks=all, i
 commit once the results are acknowledged. Under uvloop, like the worker. Two variants:
 - serial (default): wait for the acks and the commit before the next fetch;
 - pipelined: acks and commits run behind the next fetch (at most 4 batches outstanding,
-  commits in order), the fastest loop DESIGN.md measured.
+  commits in order), the fastest loop measured (docs/design.md).
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ from typing import Any
 import uvloop
 
 from models.openmp import prefer_passive_waiting
+from models.registry import load_registry
+from models.triton_guard import keep_triton_unloaded
 from streams.app import build_app, serve_with_app
 from streams.codec import request_codec, result_codec
 from streams.config import Settings
@@ -21,8 +23,9 @@ from streams.sinks.target import open_request_log_sink
 from streams.topics import ensure_topics, service_topics
 from streams.worker.engine import WorkerEngine
 from streams.worker.heap import settle_heap
-from streams.worker.models_loader import load_served_models
+from streams.worker.models_loader import load_served_models, specs_to_serve
 from streams.worker.options import EngineOptions
+from streams.worker.preflight import check_kafka, claim_chdb_path
 from streams.worker.reload import RegistryReloader
 from streams.worker.served import ServedModels
 from streams.worker.telemetry import Telemetry
@@ -52,7 +55,8 @@ async def serve(settings: Settings, options: EngineOptions, served: ServedModels
 
     app = build_app(f"streamserve-{options.worker_id}", settings.kafka_bootstrap_servers,
                     settings.web_host, settings.web_port, telemetry.metrics.render,
-                    health.health_body, ready)
+                    health.health_body, ready,
+                    datadir=settings.data_dir / "faust" / options.worker_id)
     _progress(f"{options.worker_id} serving {[m.name for m in served]} from "
               f"{settings.requests_topic} (web on {settings.web_host}:{settings.web_port})")
     reloader = RegistryReloader(settings, engine, settings.registry_reload_s)
@@ -72,6 +76,15 @@ async def serve(settings: Settings, options: EngineOptions, served: ServedModels
 
 
 def run_worker(settings: Settings) -> int:
+    # Cheap checks first: a missing broker or a chDB path taken by another worker is one line
+    # now, not a surprise after the models have loaded.
+    check_kafka(settings)
+    worker_id = EngineOptions.from_settings(settings).worker_id  # the final options need models
+    chdb_claim = claim_chdb_path(settings, worker_id)
+    devices = [spec.device for spec in specs_to_serve(settings, load_registry(
+        settings.model_registry))]
+    if keep_triton_unloaded(devices):
+        logger.debug("every model runs on the CPU: triton is not loaded")
     _progress(f"OpenMP wait policy: {prefer_passive_waiting()}")
     metrics = WorkerMetrics(Health(("models_loaded", "partitions_assigned")))
     served = load_served_models(settings, progress=_progress, on_loaded=metrics.model_loaded)
@@ -88,6 +101,8 @@ def run_worker(settings: Settings) -> int:
             _progress("request log: some rows stay in the spool; they are replayed next start")
         for model in served:
             model.runner.close()
+        if chdb_claim is not None:
+            chdb_claim.close()
     return 0
 
 

@@ -1,0 +1,28 @@
+"""Keep triton out of a process that runs every model on the CPU.
+
+torch imports triton only to ask whether it is installed, when `torch._dynamo` loads
+(transformers' masking utilities import it). Triton compiles GPU kernels, so a CPU-only worker
+never uses it, but its compiled extension stays loaded, and at interpreter exit it prints
+about 30 lines of `nanobind: leaked 514 functions` / `leaked 64 types`, which read like a crash
+(measured: `streamserve worker` with the two registry models, SIGTERM, stderr at exit).
+Blocking the import makes torch answer "not installed", as it would on a machine without it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+
+
+def keep_triton_unloaded(devices: Iterable[str]) -> bool:
+    """When every device is "cpu", make `import triton` fail; returns whether it is blocked.
+
+    Call before torch loads models; once triton is imported this changes nothing."""
+    if "triton" in sys.modules:
+        return sys.modules["triton"] is None
+    if any(device != "cpu" for device in devices):
+        return False
+    # A None entry in sys.modules is the import system's own "refuse this module" marker:
+    # `import triton` raises ModuleNotFoundError, `importlib.util.find_spec` returns None.
+    sys.modules["triton"] = None  # type: ignore[assignment]
+    return True
