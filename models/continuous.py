@@ -47,7 +47,7 @@ class ContinuousEngine:
         self.max_input_tokens = spec.max_input_tokens
         self.max_new_tokens = spec.max_new_tokens
         self._model: Any = model
-        self._device = hf.resolve_device(spec.device)
+        self._device = hf.model_device(model)
         self._codec = PromptCodec(tokenizer, spec.max_input_tokens, spec.key)
         self._eos = sorted(eos_ids(model, tokenizer))
         longest = spec.max_input_tokens + spec.max_new_tokens

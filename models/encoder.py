@@ -31,7 +31,7 @@ class EncoderRunner:
         # transformers' model classes are only partly typed; the runner's own API is.
         self._model: Any = model
         self._tokenizer = tokenizer
-        self._device = hf.resolve_device(spec.device)
+        self._device = hf.model_device(model)  # the batch goes where the weights are
         # One batch at a time: the service may call from several threads, and interleaving
         # two forward passes on one model only makes both slower.
         self._lock = threading.Lock()
@@ -40,14 +40,14 @@ class EncoderRunner:
 
     @classmethod
     def load(cls, spec: ModelSpec, path: Path) -> EncoderRunner:
-        device = hf.resolve_device(spec.device)
+        where = hf.placement(spec)
         tokenizer = hf.load_tokenizer(path)
         try:
-            dtype = hf.torch_dtype(spec.dtype)
+            dtype = hf.torch_dtype(where)
             model: Any = AutoModel.from_pretrained(path, dtype=dtype, **hf.SAFE_LOAD)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"model {spec.key}: cannot load {path}: {exc}") from exc
-        model.to(device)
+        model.to(hf.torch_device(where))
         model.eval()
         return cls(spec, model, tokenizer)
 
