@@ -120,7 +120,8 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     from streams.autoscale.up import run_supervisor
 
-    return run_supervisor(settings, args.workers, args.min, args.max)
+    return run_supervisor(settings, args.workers, args.min, args.max, args.gpus,
+                          args.workers_per_gpu)
 
 
 def _plan(args: argparse.Namespace, settings: Settings) -> int:
@@ -184,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     scaled.add_argument("--workers", default="auto", help="'auto' (default) or a fixed count")
     scaled.add_argument("--min", type=int, default=None, help="autoscaling lower bound")
     scaled.add_argument("--max", type=int, default=None, help="autoscaling upper bound")
+    scaled.add_argument("--gpus", default=None, help="'all' or GPU ids like 0,1: one worker "
+                        "per GPU, each seeing only its own (CUDA_VISIBLE_DEVICES)")
+    scaled.add_argument("--workers-per-gpu", type=int, default=1,
+                        help="with --gpus: K workers share each GPU (small models)")
     scaled.set_defaults(handler=_up)
     plan = commands.add_parser("plan", help="Amdahl/Gustafson speed-ups from measured stages")
     plan.add_argument("--since", default="1h", help="window, e.g. 15m, 2h, 1d")
