@@ -126,9 +126,10 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
 
 def _plan(args: argparse.Namespace, settings: Settings) -> int:
     from streams.analytics import parse_since
-    from streams.capacity import parse_counts, plan_report
+    from streams.capacity.report import parse_counts, plan_report
 
-    print(plan_report(settings, parse_since(args.since), parse_counts(args.workers)))
+    print(plan_report(settings, parse_since(args.since), parse_counts(args.workers),
+                      args.target_rps, args.bench, args.model, args.workers_per_gpu))
     return 0
 
 
@@ -190,9 +191,16 @@ def build_parser() -> argparse.ArgumentParser:
     scaled.add_argument("--workers-per-gpu", type=int, default=1,
                         help="with --gpus: K workers share each GPU (small models)")
     scaled.set_defaults(handler=_up)
-    plan = commands.add_parser("plan", help="Amdahl/Gustafson speed-ups from measured stages")
-    plan.add_argument("--since", default="1h", help="window, e.g. 15m, 2h, 1d")
+    plan = commands.add_parser("plan", help="workers for a target rate, from measured "
+                               "throughput at N workers (Amdahl, Gustafson, USL fits)")
+    plan.add_argument("--since", default="1h", help="request-log window, e.g. 15m, 2h, 1d")
     plan.add_argument("--workers", default="1,2,4,8", help="worker counts to predict")
+    plan.add_argument("--target-rps", type=float, default=None, help="requests/s to plan for")
+    plan.add_argument("--bench", default=None, help="a bench results JSON (its scaling "
+                      "stage) or 'latest', instead of the request log")
+    plan.add_argument("--model", default="minilm", help="with --bench: a model or a mix "
+                      "like minilm=0.9,noop=0.1")
+    plan.add_argument("--workers-per-gpu", type=int, default=None, help="also answer in GPUs")
     plan.set_defaults(handler=_plan)
     commands.add_parser("demo", help="local Kafka + real models + ClickHouse, end to end"
                         ).set_defaults(handler=_demo)
