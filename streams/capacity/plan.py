@@ -102,6 +102,9 @@ def scaling_lines(scaling: Scaling) -> list[str]:
     if base and any(p.rate / base > p.workers for p in points if p.workers > 1):
         lines.append("  note: a speed-up above N (Karp–Flatt e < 0): the one-worker run was not "
                      "limited by its worker (or is noise); σ is clamped at 0")
+    if base and any(p.rate < base for p in points if p.workers > 1):
+        lines.append("  note: more workers served less (retrograde): contention or coherency "
+                     "costs more than a worker adds; σ is clamped at 1")
     if len(points) < 3:
         lines.append("  note: 2 worker counts leave a 2-parameter law no point to spare: nothing "
                      "validates it; measure a third count (e.g. 4) before trusting N > 2")
