@@ -22,6 +22,7 @@ from streams.autoscale.supervisor import UNHEALTHY_KILL_S, Supervisor
 from streams.autoscale.up import with_gpus
 from streams.config import Settings
 from streams.errors import ConfigError
+from tests.unit.test_autoscale_supervisor import FakeProcess
 
 SMI = "GPU 0: NVIDIA H200 (UUID: GPU-1a)\nGPU 1: NVIDIA H200 (UUID: GPU-2b)\n"
 TWO = GpuInventory(("0", "1"), "nvidia-smi -L")
@@ -114,28 +115,6 @@ def test_each_worker_sees_its_own_gpu(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert env["CUDA_VISIBLE_DEVICES"] == "1" and env["STREAMSERVE_WEB_PORT"] == "7002"
     assert env["STREAMSERVE_WORKER_ID"] == "worker-3"
     assert launched[0]["argv"][-2:] == ["streams.cli", "worker"]
-
-
-_pids = itertools.count(5000)
-
-
-class FakeProcess:
-    def __init__(self) -> None:
-        self.pid = next(_pids)
-        self.returncode: int | None = None
-        self.signals: list[int] = []
-
-    def poll(self) -> int | None:
-        return self.returncode
-
-    def send_signal(self, sig: int) -> None:
-        self.signals.append(sig)
-
-    def kill(self) -> None:
-        self.returncode = -9
-
-    def wait(self, timeout: float | None = None) -> int:
-        return self.returncode or 0
 
 
 class Health:
