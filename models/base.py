@@ -88,6 +88,7 @@ class TokenEvent:
     finished: bool = False
     output: ModelOutput | None = None
     error: str | None = None
+    transient: bool = False  # the error may pass (a restarted engine): the request may be retried
 
 
 @runtime_checkable

@@ -24,6 +24,7 @@ from models.finish import finish_sequence
 from models.prompting import PromptCodec, eos_ids
 from models.registry import ModelSpec
 from models.sampling import RowSampler, RowStop
+from models.thread_tokenizer import private_copy
 
 
 class CausalLMRunner:
@@ -40,7 +41,9 @@ class CausalLMRunner:
         # One batch at a time: the service may call from several threads, and interleaving
         # two forward passes on one model only makes both slower.
         self._lock = threading.Lock()
-        self._codec = PromptCodec(tokenizer, spec.max_input_tokens, spec.key)
+        self._codec = PromptCodec(tokenizer, spec.max_input_tokens, spec.key)  # model thread
+        # The event loop counts prompt tokens with a tokenizer of its own.
+        self._counter = PromptCodec(private_copy(tokenizer), spec.max_input_tokens, spec.key)
         self._pad_id = self._codec.pad_id
         self._eos_ids = eos_ids(model, tokenizer)
 
@@ -51,7 +54,7 @@ class CausalLMRunner:
 
     def count_tokens(self, item: ModelInput) -> int:
         """Prompt tokens before any truncation, so the service can reject oversize prompts."""
-        return len(self._codec.encode(item))
+        return len(self._counter.encode(item))
 
     def run(self, task: Task, batch: Sequence[ModelInput]) -> list[ModelOutput]:
         if task != "generate":

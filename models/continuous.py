@@ -31,6 +31,7 @@ from models.paged import RowSamplingProcessor, healthy, new_manager, plan_cache,
 from models.prompting import PromptCodec, eos_ids
 from models.registry import ModelSpec
 from models.stream_wait import collect
+from models.thread_tokenizer import private_copy
 from models.token_stream import RequestTable, StreamRequest, TextStream
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,10 @@ class ContinuousEngine:
         self.max_new_tokens = spec.max_new_tokens
         self._model: Any = model
         self._device = hf.model_device(model)
+        # Prompts are encoded on the event loop (count_tokens, submit); text is decoded on the
+        # dispatcher thread: each thread has a tokenizer of its own.
         self._codec = PromptCodec(tokenizer, spec.max_input_tokens, spec.key)
+        self._decoder = PromptCodec(private_copy(tokenizer), spec.max_input_tokens, spec.key)
         self._eos = sorted(eos_ids(model, tokenizer))
         longest = spec.max_input_tokens + spec.max_new_tokens
         self._plan = plan_cache(model.config, model.dtype, spec.max_batch_size, longest)
@@ -81,7 +85,7 @@ class ContinuousEngine:
         prompt = self._codec.prompt_ids(item)  # raises InvalidModelInput before anything queues
         params = item.parameters
         limit = max(1, min(params.max_new_tokens, self.max_new_tokens))
-        stream = TextStream(self._codec.decode, eos_ids=self._eos, limit=limit, stops=params.stop)
+        stream = TextStream(self._decoder.decode, eos_ids=self._eos, limit=limit, stops=params.stop)
         key = f"{item.request_id}#{next(self._keys)}"
         with self._lock:
             if self._closed:
@@ -210,12 +214,13 @@ class ContinuousEngine:
                 else:
                     failed.append((key, request))
         self._restarted_at = time.monotonic()
-        self._fail(failed, reason)
+        self._fail(failed, reason, transient=True)  # the new manager may well compute them
 
-    def _fail(self, failed: list[tuple[str, StreamRequest]], reason: str) -> None:
+    def _fail(self, failed: list[tuple[str, StreamRequest]], reason: str,
+              transient: bool = False) -> None:
         for key, request in failed:
             self._sampler.forget(key)
-            request.fail(reason)
+            request.fail(reason, transient)
 
     def _start_manager(self) -> Any:
         return new_manager(

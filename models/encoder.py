@@ -16,6 +16,7 @@ from models import hf
 from models.base import ModelInput, ModelOutput, Task
 from models.errors import InvalidModelInput, ModelLoadError
 from models.registry import ModelSpec
+from models.thread_tokenizer import private_copy
 
 _LABEL_CACHE_SIZE = 4096
 
@@ -30,7 +31,8 @@ class EncoderRunner:
         self._spec = spec
         # transformers' model classes are only partly typed; the runner's own API is.
         self._model: Any = model
-        self._tokenizer = tokenizer
+        self._tokenizer = tokenizer  # the model thread's: it truncates and pads batches
+        self._counter = private_copy(tokenizer)  # the event loop's: counts tokens at admission
         self._device = hf.model_device(model)  # the batch goes where the weights are
         # One batch at a time: the service may call from several threads, and interleaving
         # two forward passes on one model only makes both slower.
@@ -53,7 +55,7 @@ class EncoderRunner:
 
     def count_tokens(self, item: ModelInput) -> int:
         """Tokens of the text with [CLS]/[SEP], before truncation to max_input_tokens."""
-        ids: list[int] = self._tokenizer(_text(item), verbose=False)["input_ids"]
+        ids: list[int] = self._counter(_text(item), verbose=False)["input_ids"]
         return len(ids)
 
     def run(self, task: Task, batch: Sequence[ModelInput]) -> list[ModelOutput]:

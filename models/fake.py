@@ -2,7 +2,10 @@
 
 - embed: a unit vector derived from the text's sha256; classify: the first candidate label.
 - generate: echoes the prompt's words (whitespace tokens), honouring max_new_tokens and stop.
-- any input containing `RAISE_MARKER` makes the whole batch raise RuntimeError.
+- any input containing `RAISE_MARKER` makes the whole batch raise RuntimeError; one containing
+  `HANG_MARKER` makes the call block (as a wedged device would) until the runner is closed.
+- `fake_fail` in the spec: "always" fails every batch, "transient:N" raises a transient error on
+  the first N batches; `fake_fail_while = <path>` fails every batch while that file exists.
 - `computed_items` counts inputs actually computed (tests assert expired ones never were).
 - `FakeStreamingGenerator`: the same echo, streamed one word per event (a `StreamingGenerator`).
 """
@@ -17,16 +20,18 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from models.base import TASKS, ModelInput, ModelOutput, Task, TokenEvent
-from models.errors import InvalidModelInput
+from models.errors import InvalidModelInput, TransientModelError
 from models.finish import first_stop
 from models.registry import ModelSpec
 from models.stream_wait import collect
 from models.token_stream import RequestTable, StreamRequest, TextStream
 
 RAISE_MARKER = "__raise__"
+HANG_MARKER = "__hang__"
 _FAKE_EOS = -1
 
 
@@ -41,7 +46,13 @@ class FakeRunner:
         self._dim = spec.fake_embedding_dim
         self._labels = spec.labels
         self._lock = threading.Lock()
+        self._fail = spec.fake_fail
+        self._fail_while = Path(spec.fake_fail_while) if spec.fake_fail_while else None
+        self._transient_left = int(self._fail.split(":")[1]) if self._fail.startswith(
+            "transient:") else 0
+        self._closed_event = threading.Event()
         self.computed_items = 0
+        self.calls = 0  # every call of run(), failed ones included
         self.batches: list[tuple[Task, int]] = []  # (task, size) of every batch run
         self.closed = False
 
@@ -51,8 +62,9 @@ class FakeRunner:
     def run(self, task: Task, batch: Sequence[ModelInput]) -> list[ModelOutput]:
         if task not in self.tasks:
             raise InvalidModelInput(f"model {self.name} does not support task {task!r}")
-        if any(RAISE_MARKER in _prompt(item) for item in batch):
-            raise RuntimeError(f"fake model {self.name}: batch contains {RAISE_MARKER}")
+        with self._lock:
+            self.calls += 1
+        self._maybe_fail(batch)
         if self.delay_s:
             time.sleep(self.delay_s)
         outputs = [self._one(task, item) for item in batch]
@@ -63,6 +75,21 @@ class FakeRunner:
 
     def close(self) -> None:
         self.closed = True
+        self._closed_event.set()  # releases a call blocked on HANG_MARKER
+
+    def _maybe_fail(self, batch: Sequence[ModelInput]) -> None:
+        if any(HANG_MARKER in _prompt(item) for item in batch):
+            self._closed_event.wait()
+            raise RuntimeError(f"fake model {self.name}: closed while hung")
+        if any(RAISE_MARKER in _prompt(item) for item in batch):
+            raise RuntimeError(f"fake model {self.name}: batch contains {RAISE_MARKER}")
+        if self._fail == "always" or (self._fail_while is not None and self._fail_while.exists()):
+            raise RuntimeError(f"fake model {self.name}: weights are broken")
+        with self._lock:
+            transient, self._transient_left = self._transient_left > 0, max(
+                0, self._transient_left - 1)
+        if transient:
+            raise TransientModelError(f"fake model {self.name}: device busy, try again")
 
     def _one(self, task: Task, item: ModelInput) -> ModelOutput:
         tokens_in = self.count_tokens(item)

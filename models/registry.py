@@ -9,12 +9,13 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from models.base import TASKS, Task
 from models.errors import RegistryError, UnknownModel
+from models.limits import FailurePolicy, RequestLimits, read_failure_policy, read_limits
 from models.placement import DTYPES, FALLBACKS, DType, Fallback
 from models.spec_fields import EntryReader
 
@@ -24,6 +25,7 @@ Format = Literal["safetensors", "gguf"]
 # streams tokens (models/continuous.py, or the fake streaming engine for kind = "fake").
 Engine = Literal["static", "continuous"]
 
+_FAKE_FAIL = re.compile(r"^(none|always|transient:\d+)$")
 _PACKAGE_SOURCE = re.compile(r"^package:[A-Za-z_][A-Za-z0-9_]*(/.+)?$")
 DEFAULT_REGISTRY = Path(__file__).with_name("registry.toml")
 KINDS: tuple[Kind, ...] = ("causal_lm", "encoder", "fake")
@@ -54,8 +56,15 @@ class ModelSpec:
     labels: tuple[str, ...] = ()  # zero-shot labels used when a classify request brings none
     label_template: str = "{}"  # how a label is phrased before it is embedded
     classify_scale: float = 20.0  # cosine similarities are multiplied by this before the softmax
+    # Request caps checked before any model work, and what to do when the model fails.
+    limits: RequestLimits = field(default_factory=RequestLimits)
+    failure: FailurePolicy = field(default_factory=FailurePolicy)
     fake_delay_s: float = 0.0  # fake runners sleep this long per batch to simulate compute
     fake_embedding_dim: int = 16
+    # Fake failure modes for tests: "none", "always", "transient:N" (the first N batches raise
+    # a transient error); and a path: while that file exists every batch fails.
+    fake_fail: str = "none"
+    fake_fail_while: str | None = None
     origin: Path | None = None  # the registry file, for relative sources and error messages
 
     @property
@@ -147,8 +156,12 @@ def parse_entry(entry: object, origin: Path, index: int = 0) -> ModelSpec:
         labels=r.str_list("labels"),
         label_template=r.string("label_template", default="{}"),
         classify_scale=r.number("classify_scale", default=20.0, minimum=0.0),
+        limits=read_limits(r),
+        failure=read_failure_policy(r),
         fake_delay_s=r.number("fake_delay_s", default=0.0, minimum=0.0),
         fake_embedding_dim=r.integer("fake_embedding_dim", default=16, minimum=1),
+        fake_fail=r.string("fake_fail", default="none"),
+        fake_fail_while=r.optional_string("fake_fail_while"),
         origin=origin,
     )
     r.finish()
@@ -178,6 +191,8 @@ def _check_consistency(spec: ModelSpec, r: EntryReader) -> None:
         r.fail("format 'gguf' is supported for causal_lm models only")
     if "{}" not in spec.label_template:
         r.fail("label_template must contain '{}' where the label goes")
+    if not _FAKE_FAIL.match(spec.fake_fail):
+        r.fail(f"fake_fail must be 'none', 'always' or 'transient:N', got {spec.fake_fail!r}")
 
 
 def _pick_default(versions: dict[str, ModelSpec]) -> ModelSpec:

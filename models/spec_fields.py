@@ -14,15 +14,27 @@ T = TypeVar("T", bound=str)
 class EntryReader:
     """Reads keys of one [[models]] table and remembers which ones it consumed."""
 
-    def __init__(self, entry: object, origin: Path, index: int) -> None:
+    def __init__(self, entry: object, origin: Path, index: int, label: str | None = None) -> None:
         self._origin = origin
-        self._label = f"[[models]] #{index + 1}"
+        self._label = label or f"[[models]] #{index + 1}"
         if not isinstance(entry, dict):
             self.fail("must be a table")
         self._entry: dict[str, object] = entry
         self._seen: set[str] = set()
-        self.name = self.string("name", required=True)
-        self._label = f"model {self.name!r}"
+        if label is None:
+            self.name = self.string("name", required=True)
+            self._label = f"model {self.name!r}"
+        else:
+            self.name = label
+
+    def table(self, key: str) -> EntryReader | None:
+        """A reader for the sub-table `key` (e.g. [models.limits]); None when absent."""
+        value = self._get(key)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            self.fail(f"{key} must be a table, got {value!r}")
+        return EntryReader(value, self._origin, 0, label=f"{self._label}.{key}")
 
     def fail(self, problem: str) -> NoReturn:
         raise RegistryError(f"{self._origin}: {self._label}: {problem}")

@@ -112,8 +112,9 @@ class StreamRequest:
         )
         self._emit(TokenEvent(self.request_id, delta, self.stream.tokens_out, True, out))
 
-    def fail(self, error: str) -> None:
-        self._emit(TokenEvent(self.request_id, "", self.stream.tokens_out, True, error=error))
+    def fail(self, error: str, transient: bool = False) -> None:
+        self._emit(TokenEvent(self.request_id, "", self.stream.tokens_out, True, error=error,
+                              transient=transient))
 
     def _emit(self, event: TokenEvent) -> None:
         try:

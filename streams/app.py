@@ -35,7 +35,7 @@ class WorkerApp(faust.App):
 
 
 def build_app(app_id: str, bootstrap_servers: str, web_host: str, web_port: int,
-              render_metrics: MetricsRenderer, is_alive: Callable[[], bool],
+              render_metrics: MetricsRenderer, health: Callable[[], dict[str, Any]],
               is_ready: Callable[[], dict[str, Any]]) -> WorkerApp:
     """A faust app serving the worker's health and metrics endpoints on web_host:web_port."""
     app = WorkerApp(
@@ -57,9 +57,9 @@ def build_app(app_id: str, bootstrap_servers: str, web_host: str, web_port: int,
         return web.bytes(body, headers={"Content-Type": content_type})
 
     @app.page("/health")
-    async def health(web: View, request: Request) -> Response:
-        alive = is_alive()
-        return web.json({"alive": alive}, status=200 if alive else 503)
+    async def alive(web: View, request: Request) -> Response:
+        state = health()
+        return web.json(state, status=200 if state.get("alive") else 503)
 
     @app.page("/ready")
     async def ready(web: View, request: Request) -> Response:

@@ -119,8 +119,13 @@ class MicroBatcher(Generic[T]):
         it computes (a higher priority among them) still compete for the next batch.
         """
         self._set_aside_expired(now_ms)
+        due = [key for key, queue in self._queues.items() if self._due(queue, now_ms)]
+        if limit is not None:
+            # Most urgent first across the queues (tasks): the highest priority at the head
+            # of a queue, then the oldest item; else one queue's backlog would hold the others.
+            due.sort(key=lambda key: self._urgency(self._queues[key]))
         batches: list[Batch[T]] = []
-        for key in list(self._queues):
+        for key in due:
             queue = self._queues[key]
             while queue.count and self._due(queue, now_ms) and (
                     limit is None or len(batches) < limit):
@@ -160,6 +165,12 @@ class MicroBatcher(Generic[T]):
         self._expired = []
         self._pending = 0
         return drained
+
+    @staticmethod
+    def _urgency(queue: _Queue[T]) -> tuple[int, float]:
+        while queue.heap[0][2].done:  # lazily removed entries at the top
+            heapq.heappop(queue.heap)
+        return (queue.heap[0][0], queue.oldest().enqueued_at)
 
     def _due(self, queue: _Queue[T], now_ms: float) -> bool:
         return (

@@ -10,10 +10,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from streams.config import Settings
-from streams.errors import StreamserveError
+from streams.config import Settings, load_settings
+from streams.errors import ConfigError, StreamserveError
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +21,8 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 def _stack_up(args: argparse.Namespace, settings: Settings) -> int:
     from streams.stack import open_stack
 
-    cluster = open_stack(settings, size=args.nodes, port=args.port, fresh=args.fresh)
+    cluster = open_stack(settings, size=args.nodes, port=args.port, fresh=args.fresh,
+                         secure=args.security == "sasl")
     if all(node.running for node in cluster.nodes):
         print(f"Kafka {cluster.kafka_version} already running (data in {cluster.directory})")
     else:
@@ -64,8 +63,10 @@ def _stack_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.kafka_options import check_login
     from streams.worker.run import run_worker
 
+    asyncio.run(check_login(settings))  # a refused login is one clear line, before any model
     return run_worker(settings)
 
 
@@ -150,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--nodes", type=int, choices=(1, 3), default=1)
     up.add_argument("--port", type=int, default=None, help="broker port of node 1 (default: free)")
     up.add_argument("--fresh", action="store_true", help="discard earlier data and ports first")
+    up.add_argument("--security", choices=("none", "sasl"), default="none",
+                    help="sasl: SCRAM-SHA-512 logins and ACLs, the configured SASL user as admin")
     up.set_defaults(handler=_stack_up)
     down = stack_commands.add_parser("down", help="stop the local broker(s) by PID")
     down.add_argument("--purge", action="store_true", help="also delete the broker data")
@@ -214,9 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings()
-    except ValidationError as exc:
-        print(f"streamserve: invalid configuration:\n{exc}", file=sys.stderr)
+        settings = load_settings()
+    except ConfigError as exc:  # names fields only: pydantic's own text quotes secrets
+        print(f"streamserve: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level="DEBUG" if args.verbose else settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,7 +1,10 @@
 """Effective configuration: one frozen `Settings`, read from `STREAMSERVE_*` environment variables.
 
 Built once by the CLI (or a test) and passed down; no other module reads `os.environ`.
-Secrets are `SecretStr` so they never reach a log line or `streamserve config` unmasked.
+Secrets are `SecretStr` so they never reach a log line or `streamserve config` unmasked;
+`load_settings` turns an invalid configuration into a `ConfigError` that names fields only.
+Credentials written into a ClickHouse or registry URL are moved into the matching
+username/password settings, so no URL kept here carries a password.
 """
 
 from __future__ import annotations
@@ -9,18 +12,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.errors import ConfigError
+from streams.redaction import mask_url, split_url_credentials, validation_summary
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"]
+ENV_PREFIX = "STREAMSERVE_"
+# URL settings whose `user:password@` part becomes these username/password settings.
+_URL_CREDENTIALS = (("clickhouse_url", "clickhouse_username", "clickhouse_password"),
+                    ("schema_registry_url", "schema_registry_username",
+                     "schema_registry_password"))
 
 
 class Settings(BaseSettings):
     """Every knob of a streamserve process. Field `x` is read from `STREAMSERVE_X`."""
 
     model_config = SettingsConfigDict(
-        env_prefix="STREAMSERVE_", frozen=True, extra="forbid", validate_default=True
+        env_prefix=ENV_PREFIX, frozen=True, extra="forbid", validate_default=True
     )
 
     # --- where local state lives (broker data, chDB files, model caches) ---
@@ -77,6 +88,13 @@ class Settings(BaseSettings):
     max_batch_tokens: int = Field(default=8192, ge=1)
     torch_threads: int | None = Field(default=None, ge=1)
     registry_reload_s: float = Field(default=5.0, ge=0)  # poll the registry file; 0 = never
+    # Requests may ask for their result on a topic named <prefix><anything> (e.g. one per
+    # tenant); empty = only the results topic. Internal and service topics are never allowed.
+    reply_topic_prefix: str = "inference.replies."
+    # Memory held by consumed, unanswered records: fetching pauses at either cap.
+    max_in_flight_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+    # Group rebalance timeout; default: the longest batch timeout of the served models + 30 s.
+    rebalance_timeout_ms: int | None = Field(default=None, ge=10_000)
 
     # --- worker process ---
     worker_id: str | None = None  # stable name -> static group membership (see below)
@@ -107,6 +125,33 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown log level {value!r}")
         return upper
 
+    @model_validator(mode="before")
+    @classmethod
+    def _credentials_out_of_urls(cls, data: Any) -> Any:
+        """Use `user:password@` of a URL as the username/password, or refuse a second pair."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for url_field, user_field, password_field in _URL_CREDENTIALS:
+            url = data.get(url_field)
+            if not isinstance(url, str):
+                continue
+            split = split_url_credentials(url)
+            if not split.present:
+                continue
+            for given, field in ((split.username, user_field), (split.password, password_field)):
+                if given is not None and field in data:
+                    raise ValueError(
+                        f"{ENV_PREFIX}{url_field.upper()} carries a {field.rsplit('_', 1)[1]} "
+                        f"and {ENV_PREFIX}{field.upper()} is set too: give it once "
+                        "(best in that variable, not in the URL)")
+            data[url_field] = split.url
+            if split.username is not None:
+                data[user_field] = split.username
+            if split.password is not None:
+                data[password_field] = split.password
+        return data
+
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Settings:
         if self.kafka_security_protocol.startswith("SASL") and self.kafka_sasl_mechanism is None:
@@ -131,13 +176,28 @@ class Settings(BaseSettings):
         return [name.strip() for name in self.models.split(",") if name.strip()]
 
     def masked(self) -> dict[str, Any]:
-        """The effective settings as plain values, every secret replaced by '**********'."""
+        """The effective settings as plain values, every secret replaced by '**********'
+        (and any `user:password@` left in a URL-like string too)."""
         shown: dict[str, Any] = {}
         for name, value in self.model_dump().items():
             if isinstance(value, SecretStr):
                 shown[name] = "**********"
             elif isinstance(value, Path):
                 shown[name] = str(value)
+            elif isinstance(value, str):
+                shown[name] = mask_url(value)
             else:
                 shown[name] = value
         return shown
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """`Settings()` from the environment (plus `overrides`); an invalid configuration raises
+    a `ConfigError` whose text lists fields and error types, never an input value.
+
+    `from None`: the pydantic error (which quotes inputs) is not chained into tracebacks."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        summary = validation_summary(Settings, exc, ENV_PREFIX)
+    raise ConfigError(summary) from None

@@ -6,10 +6,20 @@ records on a leader change; every producer in streamserve goes through `producer
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import Any
 
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    IllegalSaslStateError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
+
 from streams.config import Settings
+from streams.errors import ConfigError
 
 
 def security_options(settings: Settings) -> dict[str, Any]:
@@ -50,3 +60,36 @@ def consumer_options(settings: Settings, group_id: str | None) -> dict[str, Any]
     """Manual commits only: offsets move after the work they cover is acknowledged."""
     return {**security_options(settings), "group_id": group_id, "enable_auto_commit": False,
             "auto_offset_reset": "earliest"}
+
+
+async def check_login(settings: Settings, timeout_s: float = 10.0) -> None:
+    """Log in to the first reachable bootstrap server; a refused login is a `ConfigError`.
+
+    aiokafka only logs why a login failed and then raises "Unable to bootstrap", a traceback
+    that does not say "wrong password"; this check says it in one line, and early. Servers
+    that cannot be reached are left for the real clients to report.
+    """
+    if settings.kafka_sasl_mechanism is None:
+        return
+    options = security_options(settings)
+    login = {key: options[key] for key in ("security_protocol", "ssl_context", "sasl_mechanism",
+                                           "sasl_plain_username", "sasl_plain_password")
+             if key in options}
+    for address in settings.kafka_bootstrap_servers.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            connection = await asyncio.wait_for(
+                create_conn(host.strip("[]"), int(port), client_id=settings.kafka_client_id,
+                            request_timeout_ms=int(timeout_s * 1000), **login), timeout_s)
+        except (SaslAuthenticationFailed, IllegalSaslStateError,
+                UnsupportedSaslMechanismError) as exc:
+            reason = ("wrong user name or password" if isinstance(exc, SaslAuthenticationFailed)
+                      else type(exc).__name__)
+            raise ConfigError(
+                f"Kafka at {address.strip()} refused the {settings.kafka_sasl_mechanism} login "
+                f"of user {settings.kafka_sasl_username!r}: {reason} (check "
+                "STREAMSERVE_KAFKA_SASL_USERNAME and STREAMSERVE_KAFKA_SASL_PASSWORD)") from None
+        except (OSError, KafkaError, TimeoutError, ValueError):
+            continue
+        connection.close()
+        return

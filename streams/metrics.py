@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from streams.health import Health
 from streams.sinks.request_log import RequestLogRow
 
 PREFIX = "streamserve_"
@@ -25,6 +26,7 @@ LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.
                      10.0, 30.0, 60.0)
 TOKEN_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_SIZE_BUCKETS = tuple(float(2**i) for i in range(10))  # 1, 2, 4, ..., 512
+UNKNOWN_MODEL = "unknown"
 
 
 class SinkStats(Protocol):
@@ -74,28 +76,6 @@ class Timings:
         )
 
 
-class Readiness:
-    """Named readiness checks (e.g. models_loaded, partitions_assigned) behind `/ready`."""
-
-    def __init__(self, checks: tuple[str, ...] = ("models_loaded",)) -> None:
-        self._checks = dict.fromkeys(checks, False)
-        self.alive = True
-
-    def set(self, check: str, ok: bool) -> None:
-        self._checks[check] = ok
-
-    @property
-    def ready(self) -> bool:
-        return self.alive and all(self._checks.values())
-
-    def is_alive(self) -> bool:
-        return self.alive
-
-    def is_ready(self) -> dict[str, Any]:
-        """JSON body of `/ready`: {"ready": bool, "checks": {name: bool}}."""
-        return {"ready": self.ready, "checks": dict(self._checks)}
-
-
 # (Timings field, histogram name, help, buckets): one per-request latency histogram each
 _STAGES = (
     ("kafka_wait_s", "kafka_wait_seconds", "Client created until consumed", LATENCY_BUCKETS_S),
@@ -110,9 +90,12 @@ _STAGES = (
 
 
 class WorkerMetrics:
-    def __init__(self, readiness: Readiness | None = None) -> None:
+    def __init__(self, health: Health | None = None) -> None:
         self.registry = reg = CollectorRegistry()
-        self.readiness = readiness or Readiness()
+        self.health = health or Health()
+        # Label values a client can choose (the `model` of a request) are kept only when the
+        # model is served; anything else is counted under UNKNOWN_MODEL (bounded cardinality).
+        self._served: frozenset[str] | None = None
         self._sink: SinkStats | None = None
         self.stages = {field: Histogram(PREFIX + name, doc, ["model"], buckets=buckets,
                                         registry=reg) for field, name, doc, buckets in _STAGES}
@@ -134,13 +117,36 @@ class WorkerMetrics:
         self.assigned = Gauge(PREFIX + "assigned_partitions", "Partitions this worker owns",
                               registry=reg)
         self.ready = Gauge(PREFIX + "worker_ready", "1 when /ready answers 200", registry=reg)
+        self.alive = Gauge(PREFIX + "worker_alive", "1 when /health answers 200", registry=reg)
+        self.restarts = Counter(PREFIX + "task_restarts_total",
+                                "Supervised worker tasks restarted after a crash", ["task"],
+                                registry=reg)
+        self.model_failures = Counter(PREFIX + "model_failures_total",
+                                      "Failed model calls, by kind (error, timeout, transient)",
+                                      ["model", "kind"], registry=reg)
+        self.breaker_open = Gauge(PREFIX + "circuit_open", "1 while a model's breaker is open",
+                                  ["model"], registry=reg)
+        self.abandoned_total = Counter(PREFIX + "abandoned_results_total",
+                                       "Results of revoked partitions dropped (redone by their "
+                                       "new owner)", registry=reg)
+        self.reduced = Counter(PREFIX + "reduced_records_total",
+                               "Derived records cut to fit what Kafka accepts", ["topic_kind"],
+                               registry=reg)
         reg.register(_SinkCollector(self))
         # Labelled children, looked up once: `.labels()` costs more than the observation.
         self._request_counters: dict[tuple[str, str], Any] = {}
         self._stage_children: dict[str, tuple[tuple[str, Any], ...]] = {}
 
+    def serve_models(self, names: frozenset[str]) -> None:
+        """The model names that may appear as a label value (the served ones)."""
+        self._served = names
+
+    def model_label(self, model: str) -> str:
+        return model if self._served is None or model in self._served else UNKNOWN_MODEL
+
     def observe_result(self, model: str, status: str, timings: Timings) -> None:
         """One answered request (any status); stages that did not happen are skipped."""
+        model = self.model_label(model)
         counter = self._request_counters.get((model, status))
         if counter is None:
             counter = self._request_counters[(model, status)] = self.requests.labels(model,
@@ -158,7 +164,7 @@ class WorkerMetrics:
         self.observe_result(row.model, row.status, Timings.from_row(row))
 
     def observe_batch(self, model: str, size: int) -> None:
-        self.batch_size.labels(model).observe(size)
+        self.batch_size.labels(self.model_label(model)).observe(size)
 
     def set_lag(self, topic: str, partition: int, lag: int) -> None:
         self.lag.labels(topic, str(partition)).set(lag)
@@ -169,7 +175,22 @@ class WorkerMetrics:
             self.lag.remove(topic, str(partition))
 
     def shed(self, model: str) -> None:
-        self.shed_total.labels(model).inc()
+        self.shed_total.labels(self.model_label(model)).inc()
+
+    def task_restarted(self, task: str) -> None:
+        self.restarts.labels(task).inc()
+
+    def model_failed(self, model: str, kind: str) -> None:
+        self.model_failures.labels(self.model_label(model), kind).inc()
+
+    def set_breaker(self, model: str, is_open: bool) -> None:
+        self.breaker_open.labels(self.model_label(model)).set(1 if is_open else 0)
+
+    def abandoned(self, count: int) -> None:
+        self.abandoned_total.inc(count)
+
+    def record_reduced(self, topic_kind: str) -> None:
+        self.reduced.labels(topic_kind).inc()
 
     def dlq(self, reason: str) -> None:
         self.dlq_total.labels(reason).inc()
@@ -181,15 +202,16 @@ class WorkerMetrics:
         self.assigned.set(count)
 
     def set_ready(self, check: str, ok: bool) -> None:
-        self.readiness.set(check, ok)
-        self.ready.set(1 if self.readiness.ready else 0)
+        self.health.set(check, ok)
+        self.ready.set(1 if self.health.ready else 0)
 
     def bind_sink(self, sink: SinkStats) -> None:
         self._sink = sink
 
     def render(self) -> tuple[bytes, str]:
         """Exposition body and content type of `/metrics` (text format 0.0.4)."""
-        self.ready.set(1 if self.readiness.ready else 0)
+        self.ready.set(1 if self.health.ready else 0)
+        self.alive.set(1 if self.health.alive else 0)
         return generate_latest(self.registry), CONTENT_TYPE_PLAIN_0_0_4
 
 

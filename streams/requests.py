@@ -13,6 +13,11 @@ Rules, each with the `InvalidRequest.code` it raises:
   max_new_tokens 1..the model's cap (default min(64, cap)); temperature 0..2 (default 0 = greedy);
   top_p in (0, 1] (default 1); stop at most 4 strings of 1..64 characters; seed >= 0.
   For classify: at most 32 labels, each 1..128 characters, no duplicates.
+- `request_too_large`, `input_too_long` (characters), `invalid_input` (too many chat messages),
+  `invalid_parameters` (priority, deadline, attributes): the model's cheap caps
+  (`models.limits.RequestLimits`, per model in the registry), checked before any tokenizer
+  work: priority in [-max_priority, max_priority]; a deadline not before `created_at` and at
+  most `max_deadline_s` after it; at most `max_attributes` attributes of `max_attribute_chars`.
 Fields a task does not use (labels outside classify, stream outside generate) are ignored.
 A passed deadline is not an error: the worker answers `expired` without computing
 (`WorkItem.is_expired`, the same rule the batcher applies while items wait).
@@ -22,21 +27,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from models.base import TASKS, ChatMessage, GenerationParameters, ModelInput, ModelRunner, Task
+from models.limits import RequestLimits
 from streams.errors import InvalidRequest
 from streams.results import RequestHeader as RequestHeader  # re-exported: part of the API
 
 MAX_REQUEST_ID_CHARS = 128
 DEFAULT_MAX_NEW_TOKENS = 64
 MAX_TEMPERATURE = 2.0
-MAX_STOP_SEQUENCES = 4
-MAX_STOP_CHARS = 64
-MAX_LABELS = 32
-MAX_LABEL_CHARS = 128
 CHAT_ROLES = frozenset({"system", "user", "assistant"})
 _UNUSED_PARAMETERS = GenerationParameters()  # frozen, so one shared instance is safe (and cheaper)
 
@@ -49,10 +51,17 @@ class ModelLimits:
     max_new_tokens: int
     max_input_tokens: int
     labels: tuple[str, ...] = ()  # registry default labels for classify
+    caps: RequestLimits = field(default_factory=RequestLimits)
 
     @classmethod
-    def of(cls, runner: ModelRunner, labels: Sequence[str] = ()) -> ModelLimits:
-        return cls(runner.tasks, runner.max_new_tokens, runner.max_input_tokens, tuple(labels))
+    def of(cls, runner: ModelRunner, labels: Sequence[str] = (),
+           caps: RequestLimits | None = None) -> ModelLimits:
+        return cls(runner.tasks, runner.max_new_tokens, runner.max_input_tokens, tuple(labels),
+                   caps or RequestLimits())
+
+    @property
+    def max_input_chars(self) -> int:
+        return self.caps.input_chars(self.max_input_tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +78,6 @@ class WorkItem:
     @property
     def request_id(self) -> str:
         return self.header.request_id
-
-    @property
-    def batch_key(self) -> tuple[str, str | None, str]:
-        return (self.header.model, self.header.model_version, self.task)
 
     def is_expired(self, now_ms: float) -> bool:
         return deadline_passed(self.deadline_ms, now_ms)
@@ -103,10 +108,18 @@ def validate_request(
         raise InvalidRequest("unknown_task", f"unknown task {task!r}; expected one of {TASKS}")
     if task not in limits.tasks:
         raise InvalidRequest("unknown_task", f"model {header.model!r} does not serve {task}")
-    text, messages = _input(task, record.get("text"), record.get("messages") or [])
+    caps = limits.caps
+    _check_attributes(header.attributes, caps)
+    priority = int(record.get("priority", 0))
+    if abs(priority) > caps.max_priority:
+        raise InvalidRequest("invalid_parameters",
+                             f"priority must be in [-{caps.max_priority}, {caps.max_priority}]")
+    deadline = record.get("deadline")
+    _check_deadline(deadline, header.created_at_ms, caps)
+    text, messages = _input(task, record.get("text"), record.get("messages") or [], limits)
     labels = _labels(record.get("labels") or [], limits) if task == "classify" else ()
     params = (
-        _parameters(record.get("parameters") or {}, limits.max_new_tokens)
+        _parameters(record.get("parameters") or {}, limits.max_new_tokens, caps)
         if task == "generate"
         else _UNUSED_PARAMETERS
     )
@@ -115,10 +128,36 @@ def validate_request(
         header=header,
         task=task,
         input=model_input,
-        priority=int(record.get("priority", 0)),
-        deadline_ms=record.get("deadline"),
+        priority=priority,
+        deadline_ms=deadline,
         stream=bool(record.get("stream")) and task == "generate",
     )
+
+
+def check_request_size(size_bytes: int, caps: RequestLimits) -> None:
+    """The encoded request (key included) against the model's byte cap."""
+    if size_bytes > caps.max_request_bytes:
+        raise InvalidRequest("request_too_large", f"request is {size_bytes} bytes; this model "
+                             f"takes at most {caps.max_request_bytes}")
+
+
+def _check_attributes(attributes: Mapping[str, str], caps: RequestLimits) -> None:
+    if len(attributes) > caps.max_attributes:
+        raise InvalidRequest("invalid_parameters", f"at most {caps.max_attributes} attributes")
+    longest = caps.max_attribute_chars
+    if any(len(k) > longest or len(v) > longest for k, v in attributes.items()):
+        raise InvalidRequest("invalid_parameters",
+                             f"attribute keys and values must be at most {longest} characters")
+
+
+def _check_deadline(deadline: int | None, created_at_ms: int, caps: RequestLimits) -> None:
+    if deadline is None:
+        return
+    if deadline < created_at_ms:
+        raise InvalidRequest("invalid_parameters", "deadline is before created_at")
+    if deadline - created_at_ms > caps.max_deadline_s * 1000:
+        raise InvalidRequest("invalid_parameters", f"deadline is more than "
+                             f"{caps.max_deadline_s:.0f}s after created_at")
 
 
 def count_input_tokens(
@@ -133,12 +172,18 @@ def count_input_tokens(
 
 
 def _input(
-    task: Task, text: str | None, raw_messages: Sequence[Mapping[str, Any]]
+    task: Task, text: str | None, raw_messages: Sequence[Mapping[str, Any]], limits: ModelLimits
 ) -> tuple[str | None, tuple[ChatMessage, ...]]:
     if text is not None and raw_messages:
         raise InvalidRequest("invalid_input", "set either text or messages, not both")
     if raw_messages and task != "generate":
         raise InvalidRequest("invalid_input", f"{task} takes text, not chat messages")
+    if len(raw_messages) > limits.caps.max_messages:
+        raise InvalidRequest("invalid_input", f"at most {limits.caps.max_messages} chat messages")
+    chars = len(text or "") + sum(len(str(m["content"])) for m in raw_messages)
+    if chars > limits.max_input_chars:
+        raise InvalidRequest("input_too_long", f"input is {chars} characters; the model takes "
+                             f"at most {limits.max_input_chars}")
     messages = tuple(ChatMessage(str(m["role"]), str(m["content"])) for m in raw_messages)
     for message in messages:
         if message.role not in CHAT_ROLES:
@@ -154,16 +199,19 @@ def _labels(raw: Sequence[str], limits: ModelLimits) -> tuple[str, ...]:
     labels = tuple(raw) or limits.labels
     if not labels:
         raise InvalidRequest("invalid_input", "classify needs labels; the model has no defaults")
-    if len(labels) > MAX_LABELS:
-        raise InvalidRequest("invalid_parameters", f"at most {MAX_LABELS} labels")
-    if any(not label.strip() or len(label) > MAX_LABEL_CHARS for label in labels):
-        raise InvalidRequest("invalid_parameters", f"labels must be 1..{MAX_LABEL_CHARS} chars")
+    caps = limits.caps
+    if len(labels) > caps.max_labels:
+        raise InvalidRequest("invalid_parameters", f"at most {caps.max_labels} labels")
+    if any(not label.strip() or len(label) > caps.max_label_chars for label in labels):
+        raise InvalidRequest("invalid_parameters",
+                             f"labels must be 1..{caps.max_label_chars} chars")
     if len(set(labels)) != len(labels):
         raise InvalidRequest("invalid_parameters", "labels must be unique")
     return labels
 
 
-def _parameters(raw: Mapping[str, Any], max_new_tokens_cap: int) -> GenerationParameters:
+def _parameters(raw: Mapping[str, Any], max_new_tokens_cap: int,
+                caps: RequestLimits) -> GenerationParameters:
     bad = partial(InvalidRequest, "invalid_parameters")
     max_new = raw.get("max_new_tokens")
     if max_new is None:
@@ -180,10 +228,10 @@ def _parameters(raw: Mapping[str, Any], max_new_tokens_cap: int) -> GenerationPa
     if math.isnan(top_p) or not 0.0 < top_p <= 1.0:
         raise bad("top_p must be in (0, 1]")
     stop = tuple(raw.get("stop") or ())
-    if len(stop) > MAX_STOP_SEQUENCES:
-        raise bad(f"at most {MAX_STOP_SEQUENCES} stop sequences")
-    if any(not 1 <= len(s) <= MAX_STOP_CHARS for s in stop):
-        raise bad(f"stop sequences must be 1..{MAX_STOP_CHARS} characters")
+    if len(stop) > caps.max_stop_sequences:
+        raise bad(f"at most {caps.max_stop_sequences} stop sequences")
+    if any(not 1 <= len(s) <= caps.max_stop_chars for s in stop):
+        raise bad(f"stop sequences must be 1..{caps.max_stop_chars} characters")
     seed = raw.get("seed")
     if seed is not None and seed < 0:
         raise bad("seed must be >= 0")

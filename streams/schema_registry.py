@@ -18,7 +18,8 @@ from typing import Any
 from schemas import load_catalog
 from streams.codec import RegisteredSchema, SchemaCatalog
 from streams.config import Settings
-from streams.errors import SchemaRegistryError
+from streams.errors import ConfigError, SchemaRegistryError
+from streams.redaction import split_url_credentials
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 
@@ -31,12 +32,23 @@ class SchemaRegistryClient:
         password: str | None = None,
         timeout_s: float = 10.0,
     ) -> None:
-        self.url = url.rstrip("/")
+        # urllib cannot send `user:password@` of a URL (and its errors would quote it): the
+        # URL's credentials become the basic-auth login, unless a login is given as well.
+        split = split_url_credentials(url)
+        if split.present:
+            if username is not None or password is not None:
+                raise ConfigError("the schema registry URL carries credentials and a username/"
+                                  "password is set too: give them once")
+            username, password = split.username or "", split.password
+        self.url = split.url.rstrip("/")
         self.timeout_s = timeout_s
         self._headers = {"Accept": CONTENT_TYPE, "Content-Type": CONTENT_TYPE}
         if username is not None:
             token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
             self._headers["Authorization"] = f"Basic {token}"
+
+    def __repr__(self) -> str:
+        return f"SchemaRegistryClient({self.url!r})"  # the URL holds no credentials here
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SchemaRegistryClient | None:

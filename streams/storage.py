@@ -27,6 +27,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from streams.config import Settings
 from streams.errors import ConfigError, StorageError, StorageLockedError
+from streams.redaction import mask_url, split_url_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +67,13 @@ def connect_chdb(path: Path) -> Client:
 
 
 def connect_server(settings: Settings, *, timeout_s: float = 10.0) -> Client:
-    """Open an HTTP(S) client on `settings.clickhouse_url` (http://host:8123, https://host:8443)."""
-    url = settings.clickhouse_url or ""
-    parts = urlsplit(url)
+    """Open an HTTP(S) client on `settings.clickhouse_url` (http://host:8123, https://host:8443).
+
+    `Settings` moves `user:password@` of the URL into the username/password settings; a URL
+    that still carries them (a `model_copy` skips validation) is used the same way."""
+    split = split_url_credentials(settings.clickhouse_url or "")
+    username, password = _server_login(settings, split.username, split.password)
+    parts = urlsplit(split.url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ConfigError("STREAMSERVE_CLICKHOUSE_URL must look like http(s)://host:port")
     secure = parts.scheme == "https"
@@ -77,19 +82,37 @@ def connect_server(settings: Settings, *, timeout_s: float = 10.0) -> Client:
     except ValueError as exc:
         raise ConfigError("STREAMSERVE_CLICKHOUSE_URL has an invalid port") from exc
     shown = f"{parts.scheme}://{parts.hostname}:{port}"  # never echo userinfo from the URL
-    password = settings.clickhouse_password
     try:
         return clickhouse_connect.get_client(
             host=parts.hostname,
             port=port,
-            username=settings.clickhouse_username,
-            password=password.get_secret_value() if password else "",
+            username=username,
+            password=password,
             secure=secure,
             connect_timeout=timeout_s,
             send_receive_timeout=max(timeout_s, 30.0),
         )
     except ClickHouseError as exc:
-        raise StorageError(f"cannot reach ClickHouse at {shown}: {exc}") from exc
+        raise StorageError(f"cannot reach ClickHouse at {shown}: "
+                           f"{_scrubbed(str(exc), password)}") from exc
+
+
+def _scrubbed(text: str, password: str) -> str:
+    """The driver's message with any URL userinfo and the password itself masked."""
+    text = mask_url(text)
+    return text.replace(password, "**********") if password else text
+
+
+def _server_login(settings: Settings, url_user: str | None,
+                  url_password: str | None) -> tuple[str, str]:
+    """The username and password for the server: from the settings or from the URL, not both."""
+    configured = settings.clickhouse_password
+    if url_password is not None and configured is not None:
+        raise ConfigError("STREAMSERVE_CLICKHOUSE_URL carries a password and "
+                          "STREAMSERVE_CLICKHOUSE_PASSWORD is set too: give it once")
+    password = url_password if url_password is not None else (
+        configured.get_secret_value() if configured is not None else "")
+    return url_user or settings.clickhouse_username, password
 
 
 def _lock_holder(path: Path) -> str | None:

@@ -12,7 +12,8 @@ import uvloop
 from bench.contenders.config import ContenderConfig, ready_then_wait_for_go
 from bench.contenders.warmup import loaded_and_warm, quiet_logging
 from streams.config import Settings
-from streams.metrics import Readiness, WorkerMetrics
+from streams.health import Health
+from streams.metrics import WorkerMetrics
 from streams.sinks.request_log import RequestLogRow
 from streams.sinks.target import open_request_log_sink
 from streams.worker.heap import settle_heap
@@ -40,7 +41,7 @@ def main() -> None:
     served = ServedModels.of([ServedModel(config.model, runner.version, runner)])
     data_dir = Path(config.sink_dir or Path(config.ready_file).parent / config.worker_id)
     settings = settings_for(config, data_dir)
-    metrics = WorkerMetrics(Readiness(("models_loaded", "partitions_assigned")))
+    metrics = WorkerMetrics(Health(("models_loaded", "partitions_assigned")))
     metrics.set_ready("models_loaded", True)
     options = EngineOptions.from_settings(settings)
     sink = open_request_log_sink(settings, name=config.worker_id) if settings.request_log \

@@ -50,6 +50,20 @@ class RequestLogSink:
     def buffered_rows(self) -> int:  # rows waiting in memory
         return len(self._buf)
 
+    @property
+    def alive(self) -> bool:
+        """False when the insert thread died: rows would pile up in memory."""
+        return self._thread.is_alive() or self._closed
+
+    @property
+    def saturated(self) -> str | None:
+        """Why the worker should stop fetching (the spool is full), or None."""
+        size = self._spool.size_bytes if self._spool.depth else 0
+        if size >= self._opt.max_spool_bytes:
+            return (f"request-log spool {self._spool.path} holds {size} bytes "
+                    f"(cap {self._opt.max_spool_bytes}); ClickHouse is not taking rows")
+        return None
+
     def add(self, row: RequestLogRow) -> None:
         """Queue one row; never blocks on ClickHouse. Safe from the event loop."""
         with self._cond:

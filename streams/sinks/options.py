@@ -15,3 +15,6 @@ class SinkOptions:
     backoff_s: float = 0.1  # doubled per retry, capped at max_backoff_s
     max_backoff_s: float = 2.0
     replay_interval_s: float = 5.0  # while degraded, how often the spool replay probes the target
+    # At this spool size the sink asks the worker to stop fetching (backpressure): rows are
+    # never dropped, the source waits until ClickHouse takes the spool back.
+    max_spool_bytes: int = 512 * 1024 * 1024

@@ -57,6 +57,11 @@ class Spool:
     def _size(self) -> int:
         return self.path.stat().st_size if self.path.exists() else 0
 
+    @property
+    def size_bytes(self) -> int:
+        """Bytes on disk waiting for replay."""
+        return self._size()
+
     def append(self, blocks: Sequence[Block]) -> None:
         """Write blocks durably (write + fsync) before they count as handled."""
         data = b"".join(_encode(block) for block in blocks)

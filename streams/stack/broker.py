@@ -21,6 +21,7 @@ from pathlib import Path
 
 from streams.errors import BrokerStartError, StackError
 from streams.stack.jars import require_program
+from streams.stack.security import StackSecurity, write_private
 
 logger = logging.getLogger(__name__)
 
@@ -97,11 +98,14 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
-def render_server_properties(node: NodeSpec, quorum: Sequence[NodeSpec]) -> str:
-    """`server.properties` for a combined broker+controller node on loopback."""
+def render_server_properties(node: NodeSpec, quorum: Sequence[NodeSpec],
+                             security: StackSecurity | None = None) -> str:
+    """`server.properties` for a combined broker+controller node on loopback.
+
+    With `security`, the PLAINTEXT listeners give way to SASL and the authorizer is on."""
     voters = ",".join(f"{n.node_id}@{LOOPBACK}:{n.controller_port}" for n in quorum)
     replication = min(3, len(quorum))
-    settings = {
+    settings: dict[str, object] = {
         "process.roles": "broker,controller",
         "node.id": node.node_id,
         "controller.quorum.voters": voters,
@@ -128,12 +132,17 @@ def render_server_properties(node: NodeSpec, quorum: Sequence[NodeSpec]) -> str:
         "num.network.threads": 2,
         "num.io.threads": 4,
     }
+    if security is not None:
+        settings.update(security.server_properties(node.broker_port, node.controller_port,
+                                                   LOOPBACK))
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
-def write_node_files(node: NodeSpec, quorum: Sequence[NodeSpec]) -> None:
+def write_node_files(node: NodeSpec, quorum: Sequence[NodeSpec],
+                     security: StackSecurity | None = None) -> None:
     node.directory.mkdir(parents=True, exist_ok=True)
-    node.properties_file.write_text(render_server_properties(node, quorum))
+    # A secured node's properties hold the admin's password: owner-only, like its data.
+    write_private(node.properties_file, render_server_properties(node, quorum, security))
     (node.directory / "log4j2.properties").write_text(_LOG4J2.format(log_file=node.server_log))
 
 
@@ -152,16 +161,25 @@ def min_heap(heap: str) -> str:
     return heap if heap.endswith("m") and int(heap[:-1]) < 256 else "256m"
 
 
-def format_storage(libs_dir: Path, node: NodeSpec, cluster_id: str, heap: str) -> None:
-    """`kafka-storage format` for one node; a no-op on a node that is already formatted."""
+def format_storage(libs_dir: Path, node: NodeSpec, cluster_id: str, heap: str,
+                   security: StackSecurity | None = None) -> None:
+    """`kafka-storage format` for one node; a no-op on a node that is already formatted.
+
+    A secured node gets its SCRAM users here: KRaft brokers read them from the metadata log,
+    and the first one (the admin) is needed before any client can log in."""
     if (node.log_dir / "meta.properties").is_file():
         return
     command = _java_command(libs_dir, node, heap, "kafka.tools.StorageTool")
     command += ["format", f"--cluster-id={cluster_id}", "-c", str(node.properties_file),
                 "--ignore-formatted"]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    scram = security.format_arguments() if security is not None else []
+    done = subprocess.run(command + scram, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise StackError(f"formatting {node.log_dir} failed:\n{done.stdout}{done.stderr}")
+        output = done.stdout + done.stderr
+        for argument in scram[1::2]:  # never echo a (salted) credential back
+            output = output.replace(argument, "SCRAM-SHA-512=[**********]")
+        output = security.redact(output) if security is not None else output
+        raise StackError(f"formatting {node.log_dir} failed:\n{output}")
 
 
 def start_node(libs_dir: Path, node: NodeSpec, heap: str) -> subprocess.Popen[bytes]:

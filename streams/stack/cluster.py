@@ -24,6 +24,7 @@ from streams.errors import BrokerStartError, StackError
 from streams.stack import broker
 from streams.stack.broker import NodeSpec
 from streams.stack.jars import resolve_kafka_jars
+from streams.stack.security import StackSecurity, recorded_security
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +51,13 @@ class LocalCluster:
     heap: str = "512m"
     cluster_id: str = field(default_factory=broker.new_cluster_id)
     nodes: list[NodeState] = field(default_factory=list)
+    security: StackSecurity | None = None  # SASL/SCRAM + ACLs; None: PLAINTEXT, no authorizer
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
     def create(cls, directory: Path, libs_dir: Path, kafka_version: str, size: int = 1,
-               heap: str = "512m", broker_port: int | None = None) -> LocalCluster:
+               heap: str = "512m", broker_port: int | None = None,
+               security: StackSecurity | None = None) -> LocalCluster:
         """A new cluster layout with free loopback ports (or `broker_port` for node 1)."""
         if size not in (1, 3):
             raise StackError(f"a local cluster has 1 or 3 nodes, not {size}")
@@ -66,7 +69,7 @@ class LocalCluster:
             port = broker_port if (node_id == 1 and broker_port) else broker.free_port()
             specs.append(NodeSpec(node_id, port, broker.free_port(), directory / f"node-{node_id}"))
         return cls(directory, libs_dir, kafka_version, heap,
-                   nodes=[NodeState(spec) for spec in specs])
+                   nodes=[NodeState(spec) for spec in specs], security=security)
 
     @classmethod
     def load(cls, directory: Path) -> LocalCluster | None:
@@ -78,9 +81,10 @@ class LocalCluster:
             nodes = [NodeState(NodeSpec(n["node_id"], n["broker_port"], n["controller_port"],
                                         Path(n["directory"])), n.get("pid"))
                      for n in raw["nodes"]]
+            security = recorded_security(raw.get("security"), nodes[0].spec.properties_file)
             return cls(Path(raw["directory"]), Path(raw["libs_dir"]), raw["kafka_version"],
-                       raw["heap"], raw["cluster_id"], nodes)
-        except (KeyError, TypeError, ValueError) as exc:
+                       raw["heap"], raw["cluster_id"], nodes, security)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise StackError(f"{path} is not a stack state file ({exc}); "
                              f"remove {directory} to start afresh") from exc
 
@@ -91,6 +95,7 @@ class LocalCluster:
             "kafka_version": self.kafka_version, "heap": self.heap, "cluster_id": self.cluster_id,
             "nodes": [{**asdict(n.spec), "directory": str(n.spec.directory), "pid": n.pid}
                       for n in self.nodes],
+            "security": self.security.describe() if self.security is not None else None,
         }
         (self.directory / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
 
@@ -107,8 +112,9 @@ class LocalCluster:
         for node in self.nodes:
             if node.running:
                 continue
-            broker.write_node_files(node.spec, specs)
-            broker.format_storage(self.libs_dir, node.spec, self.cluster_id, self.heap)
+            broker.write_node_files(node.spec, specs, self.security)
+            broker.format_storage(self.libs_dir, node.spec, self.cluster_id, self.heap,
+                                  self.security)
         for node in self.nodes:
             if not node.running:
                 node.pid = broker.start_node(self.libs_dir, node.spec, self.heap).pid
@@ -131,12 +137,14 @@ class LocalCluster:
             # Ask for metadata only once every listener accepts connections: aiokafka logs
             # an error for each refused connection, which would bury the real failures.
             listening = all(_accepts(n.spec) for n in self.nodes if n.pid is not None)
-            seen = asyncio.run(_broker_ids(self.bootstrap_servers)) if listening else set()
+            seen = (asyncio.run(_broker_ids(self.bootstrap_servers, self.client_options()))
+                    if listening else set())
             if expected <= seen:
                 return
             if time.monotonic() > deadline:
                 tails = "\n".join(f"--- node {n.spec.node_id}:\n{broker.log_tail(n.spec)}"
                                   for n in self.nodes)
+                tails = self.security.redact(tails) if self.security is not None else tails
                 raise BrokerStartError(f"Kafka did not answer with brokers {sorted(expected)} "
                                        f"within {timeout_s:.0f}s (saw {sorted(seen)}):\n{tails}")
             time.sleep(0.3)
@@ -174,6 +182,13 @@ class LocalCluster:
             self.save()
         return stopped
 
+    def client_options(self) -> dict[str, Any]:
+        """aiokafka keyword arguments of a client with every right (the admin when secured)."""
+        options: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers}
+        if self.security is not None:
+            options.update(self.security.client_options())
+        return options
+
     def status(self) -> list[dict[str, Any]]:
         return [{"node_id": n.spec.node_id, "pid": n.pid, "running": n.running,
                  "bootstrap": n.spec.bootstrap, "controller_port": n.spec.controller_port,
@@ -188,10 +203,10 @@ def _accepts(spec: NodeSpec) -> bool:
         return False
 
 
-async def _broker_ids(bootstrap_servers: str) -> set[int]:
+async def _broker_ids(bootstrap_servers: str, options: dict[str, Any]) -> set[int]:
     """Node ids in a metadata answer, or the empty set while nobody answers yet."""
-    client = AIOKafkaClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=3000,
-                            metadata_max_age_ms=1000)
+    client = AIOKafkaClient(**{**options, "bootstrap_servers": bootstrap_servers},
+                            request_timeout_ms=3000, metadata_max_age_ms=1000)
     try:
         await asyncio.wait_for(client.bootstrap(), timeout=5)
         ok = await asyncio.wait_for(client.force_metadata_update(), timeout=5)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from dataclasses import dataclass
 
 from aiokafka import TopicPartition
@@ -12,31 +11,35 @@ from streams.requests import WorkItem
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """The Kafka coordinates of one consumed record."""
+    """The Kafka coordinates of one consumed record, and the assignment it was fetched under."""
 
     tp: TopicPartition
     offset: int
-    consumed_at_ms: float
+    consumed_at_ms: float  # epoch (request log, kafka_wait)
+    generation: int = 0  # see OffsetTracker: stale generations are ignored
+    key: bytes | None = None  # the original record, kept for its dead letter
+    value: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """A valid request queued for its model lane (the batcher's item)."""
+    """A valid request queued for its model lane (the batcher's item).
+
+    Times are monotonic ms (`streams.clock`): `enqueued_at_ms` for batch waits, `deadline_ms`
+    is the request's epoch deadline moved onto the monotonic timeline at admission."""
 
     item: WorkItem
     source: Source
     tokens: int
     enqueued_at_ms: float
+    deadline_ms: float | None = None
+    reply_topic: str | None = None  # checked against the allow-list; None = results topic
 
     @property
-    def batch_key(self) -> Hashable:
+    def batch_key(self) -> str:
         # Each model version has its own lane and batcher; inside it, batches are per task.
         return self.item.task
 
     @property
     def priority(self) -> int:
         return self.item.priority
-
-    @property
-    def deadline_ms(self) -> float | None:
-        return self.item.deadline_ms

@@ -30,7 +30,8 @@ def specs_to_serve(settings: Settings, registry: Registry) -> list[ModelSpec]:
 
 
 def served_model(spec: ModelSpec, runner: ModelRunner) -> ServedModel:
-    return ServedModel(spec.name, spec.version, runner, spec.labels, spec.default, spec.weight)
+    return ServedModel(spec.name, spec.version, runner, spec.labels, spec.default, spec.weight,
+                       spec.limits, spec.failure)
 
 
 def load_one(settings: Settings, spec: ModelSpec, progress: Progress | None = None,

@@ -30,6 +30,27 @@ class WorkerObserver(Protocol):
                  revoked: list[tuple[str, int]]) -> None:
         """Periodic: records in flight, consumer lag per owned partition, partitions let go."""
 
+    def model_failed(self, model: str, kind: str) -> None:
+        """A model call failed: kind is 'error', 'transient' or 'timeout'."""
+
+    def breaker_changed(self, model: str, is_open: bool) -> None:
+        """A model's circuit breaker state after a batch."""
+
+    def reduced(self, kind: str) -> None:
+        """A derived record ('dlq' or 'result') was sent in a reduced form."""
+
+    def abandoned(self, count: int) -> None:
+        """Results of revoked partitions dropped (their new owner redoes them)."""
+
+    def backpressure(self) -> str | None:
+        """Why fetching must pause now (e.g. the request-log spool is full), or None."""
+
+    def serving(self, models: frozenset[str]) -> None:
+        """The model names served from now on (label values allowed in metrics)."""
+
+    def task_restarted(self, task: str) -> None:
+        """A supervised task crashed and was restarted."""
+
 
 class NullObserver:
     def result_sent(self, result: dict[str, Any], source: Source,
@@ -51,4 +72,25 @@ class NullObserver:
 
     def progress(self, in_flight: int, lag: dict[tuple[str, int], int],
                  revoked: list[tuple[str, int]]) -> None:
+        pass
+
+    def model_failed(self, model: str, kind: str) -> None:
+        pass
+
+    def breaker_changed(self, model: str, is_open: bool) -> None:
+        pass
+
+    def reduced(self, kind: str) -> None:
+        pass
+
+    def abandoned(self, count: int) -> None:
+        pass
+
+    def backpressure(self) -> str | None:
+        return None
+
+    def serving(self, models: frozenset[str]) -> None:
+        pass
+
+    def task_restarted(self, task: str) -> None:
         pass

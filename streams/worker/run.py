@@ -14,7 +14,8 @@ from models.openmp import prefer_passive_waiting
 from streams.app import build_app, serve_with_app
 from streams.codec import request_codec, result_codec
 from streams.config import Settings
-from streams.metrics import Readiness, WorkerMetrics
+from streams.health import Health
+from streams.metrics import WorkerMetrics
 from streams.sinks.clickhouse import RequestLogSink
 from streams.sinks.target import open_request_log_sink
 from streams.topics import ensure_topics, service_topics
@@ -37,20 +38,21 @@ async def serve(settings: Settings, options: EngineOptions, served: ServedModels
                 telemetry: Telemetry) -> None:
     """Run one worker until SIGTERM/SIGINT, then drain gracefully."""
     await ensure_topics(settings, service_topics(settings))
-    engine = WorkerEngine(options, served, request_codec(), result_codec(), telemetry)
+    health = telemetry.metrics.health
+    engine = WorkerEngine(options, served, request_codec(), result_codec(), telemetry,
+                          health=health)
+    telemetry.serving(served.names())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, engine.stop)
-    readiness = telemetry.metrics.readiness
-
     def ready() -> dict[str, Any]:
-        return {**readiness.is_ready(), "worker_id": options.worker_id,
+        return {**health.is_ready(), "worker_id": options.worker_id,
                 "partitions": sorted(tp.partition for tp in engine.assigned),
                 "models": [f"{m.name}:{m.version}" for m in served]}
 
     app = build_app(f"streamserve-{options.worker_id}", settings.kafka_bootstrap_servers,
                     settings.web_host, settings.web_port, telemetry.metrics.render,
-                    readiness.is_alive, ready)
+                    health.health_body, ready)
     _progress(f"{options.worker_id} serving {[m.name for m in served]} from "
               f"{settings.requests_topic} (web on {settings.web_host}:{settings.web_port})")
     reloader = RegistryReloader(settings, engine, settings.registry_reload_s)
@@ -71,10 +73,10 @@ async def serve(settings: Settings, options: EngineOptions, served: ServedModels
 
 def run_worker(settings: Settings) -> int:
     _progress(f"OpenMP wait policy: {prefer_passive_waiting()}")
-    metrics = WorkerMetrics(Readiness(("models_loaded", "partitions_assigned")))
+    metrics = WorkerMetrics(Health(("models_loaded", "partitions_assigned")))
     served = load_served_models(settings, progress=_progress, on_loaded=metrics.model_loaded)
     metrics.set_ready("models_loaded", True)
-    options = EngineOptions.from_settings(settings)
+    options = EngineOptions.from_settings(settings, served.longest_batch_s())
     sink = _open_sink(settings, options.worker_id)
     if sink is not None:
         metrics.bind_sink(sink)

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from models.base import ModelRunner
+from models.limits import FailurePolicy, RequestLimits
 from streams.requests import ModelLimits, unknown_model
 from streams.routing import VersionRouter
 
@@ -18,6 +19,8 @@ class ServedModel:
     labels: tuple[str, ...] = ()
     default: bool = True
     weight: float = 0.0  # canary share of unpinned requests (see streams/routing.py)
+    caps: RequestLimits = field(default_factory=RequestLimits)  # cheap caps, from the registry
+    failure: FailurePolicy = field(default_factory=FailurePolicy)  # timeout, retries, breaker
 
     @property
     def key(self) -> tuple[str, str]:
@@ -25,7 +28,7 @@ class ServedModel:
 
     @property
     def limits(self) -> ModelLimits:
-        return ModelLimits.of(self.runner, self.labels)
+        return ModelLimits.of(self.runner, self.labels, self.caps)
 
 
 @dataclass
@@ -59,3 +62,14 @@ class ServedModels:
 
     def __iter__(self) -> Iterator[ServedModel]:
         return iter(self.by_version.values())
+
+    def names(self) -> frozenset[str]:
+        return frozenset(name for name, _ in self.by_version)
+
+    def max_request_bytes(self) -> int:
+        """The largest request any served model takes (checked before decoding)."""
+        return max((m.caps.max_request_bytes for m in self), default=0)
+
+    def longest_batch_s(self) -> float:
+        """The longest a batch of any served model may run (its batch timeout)."""
+        return max((m.failure.batch_timeout_s for m in self), default=0.0)

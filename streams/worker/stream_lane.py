@@ -1,132 +1,132 @@
 """The lane of a generative model served by a continuous-batching engine.
 
-Requests are admitted one by one, highest priority first, whenever the engine has a free
-sequence slot, and join the running batch between decode steps (iteration-level scheduling);
-finished ones leave at once. Requests with `stream=true` get their text as `TokenChunk` events
-on the tokens topic; everyone gets the final result on the results topic. The engine calls back
-from its own thread: events hop onto the event loop with `call_soon_threadsafe`.
+Requests are admitted one by one, most urgent first, whenever the engine has a free sequence
+slot, and join the running batch between decode steps (iteration-level scheduling); finished
+ones leave at once. Requests with `stream=true` get their text as `TokenChunk` events on the
+tokens topic; everyone gets the final result on the results topic. The engine calls back from its
+own thread: events hop onto the event loop with `call_soon_threadsafe`.
+
+Failures: a generation past the model's `batch_timeout_s` is cancelled, answered `model_timeout`
+and marks the worker not alive; an error the engine calls transient (its manager died and was
+replaced) is retried up to `transient_retries` times if no token was streamed yet; other errors
+answer `model_error` with a dead letter. Consecutive failed generations open the breaker.
+On revocation the generations of revoked partitions are cancelled, not awaited: their new owner
+redoes them, and no chunk of theirs leaves this worker after the hand-over.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Collection, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka import TopicPartition
+
 from models.base import StreamingGenerator, TokenEvent
 from streams.batching import MicroBatcher
-from streams.results import Timings, error_result, expired_result, ok_result
-from streams.shedding import ServiceTimeEstimate, misses_deadline
+from streams.clock import epoch_ms, mono_ms, sleep_until
+from streams.results import Timings, error_result, ok_result
+from streams.worker.chunks import token_chunk
 from streams.worker.jobs import Job
-from streams.worker.lane import Publish, PublishChunk, now_ms, sleep_until
+from streams.worker.lane import Lane, LaneHooks
 from streams.worker.served import ServedModel
 
 logger = logging.getLogger(__name__)
 
+_slots = itertools.count()
 
 
 @dataclass
 class _Active:
     job: Job
-    admitted_at_ms: float
+    admitted_at_ms: float  # monotonic
     concurrency: int
+    attempts: int = 0
     seq: int = 0
-    first_token_at_ms: float | None = None
+    first_token_at_ms: float | None = None  # epoch (compared with the client's created_at)
     last_chunk: asyncio.Future[Any] | None = None
     events: list[TokenEvent] = field(default_factory=list)
+    closed: bool = False  # answered, timed out or abandoned: later engine events are ignored
+    abandoned: bool = False  # its partition was revoked: nothing more is sent for it
+    slot: int = field(default_factory=lambda: next(_slots))  # a request id may be in flight twice
     # One writer at a time per request, so chunks are sent in seq order.
     writing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-class StreamingLane:
-    def __init__(self, model: ServedModel, queue: MicroBatcher[Job], worker_id: str,
-                 publish: Publish, publish_chunk: PublishChunk,
-                 on_batch: Callable[[str, int, float], None]) -> None:
+class StreamingLane(Lane):
+    def __init__(self, model: ServedModel, queue: MicroBatcher[Job], hooks: LaneHooks) -> None:
         assert isinstance(model.runner, StreamingGenerator)
-        self.model = model
         self.engine: StreamingGenerator = model.runner
-        self.batcher = queue  # size-1 "batches": priority order and deadline expiry for free
-        self._worker_id = worker_id
-        self._publish = publish
-        self._publish_chunk = publish_chunk
-        self._on_batch = on_batch
-        self._active: dict[str, _Active] = {}
-        self._wake = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._running: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Future[None]] = set()
-        self.service_time = ServiceTimeEstimate()
-        self.computed = 0
+        super().__init__(model, queue, hooks, self.engine.max_batch_size)
+        self._active: dict[int, _Active] = {}  # by slot
+        self._loop_ref: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @property
-    def key(self) -> tuple[str, str]:
-        return self.model.key
+    def busy(self) -> bool:
+        return bool(self._active)
 
-    def add(self, job: Job) -> None:
-        self.batcher.add(job, job.tokens, job.enqueued_at_ms)
-        self._wake.set()
+    async def idle(self) -> None:
+        """Until every admitted request finished and published its result."""
+        await self._idle.wait()
 
-    def admit(self, job: Job) -> float | None:
-        """Queue `job`, or return its estimated completion when that misses its deadline."""
-        completion = self.service_time.completion_ms(
-            job.enqueued_at_ms, self.batcher.pending, self.engine.max_batch_size, busy=False)
-        if misses_deadline(job.deadline_ms, completion):
-            return completion
-        self.add(job)
-        return None
+    async def abandon(self, partitions: Collection[TopicPartition]) -> int:
+        gone = [s for s in self._active.values() if s.job.source.tp in partitions]
+        for state in gone:
+            state.closed = state.abandoned = True
+            self._active.pop(state.slot, None)
+            self.engine.cancel(state.job.item.request_id)
+        for state in gone:  # a chunk being written finishes; none starts after this
+            async with state.writing:
+                pass
+        self._settle_idle()
+        return len(gone)
 
     def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._running = asyncio.create_task(self._admit_loop(), name=f"stream-{self.model.name}")
+        self._loop_ref = asyncio.get_running_loop()
+        super().start()
 
     async def stop(self) -> None:
-        if self._running is not None:
-            self._running.cancel()
-            await asyncio.gather(self._running, return_exceptions=True)
-
-    def remove(self, keep: Callable[[Job], bool]) -> list[Job]:
-        queued = self.batcher.drain()
-        for job in queued:
-            if keep(job):
-                self.batcher.add(job, job.tokens, job.enqueued_at_ms)
-        return [job for job in queued if not keep(job)]
-
-    async def idle(self, poll_s: float = 0.05) -> None:
-        """Until every admitted request finished and published its result."""
-        while self._active:
-            await asyncio.sleep(poll_s)
-
-    async def retire(self, poll_s: float = 0.05) -> None:
-        while self.batcher.pending or self._active:
-            self._wake.set()
-            await asyncio.sleep(poll_s)
-        await self.stop()
+        await super().stop()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # ---- admission -----------------------------------------------------------------------
-    async def _admit_loop(self) -> None:
+    async def _loop(self) -> None:
         while True:
-            current = now_ms()
-            for job in self.batcher.expire(current):
-                timings = Timings(batch_wait_ms=current - job.enqueued_at_ms)
-                await self._publish(expired_result(job.item.header, worker_id=self._worker_id,
-                                                   completed_at_ms=int(current), timings=timings),
-                                    job, None, None)
+            now = mono_ms()
+            await self._expire(now)
+            await self._enforce_timeouts(now)
+            decision = self.breaker.decide(now)
             free = self.engine.max_batch_size - len(self._active)
-            batch = self.batcher.ready(current, limit=1) if free > 0 else []
+            if decision == "probe":
+                free = min(free, 0 if self._active else 1)
+            batch = self.batcher.ready(now, limit=1) if free > 0 and decision != "wait" else []
             if not batch:
-                await sleep_until(self._wake,
-                                  self.batcher.next_deadline_ms() if free > 0 else None)
+                await sleep_until(self._wake, self._next_wake(free))
                 continue
             for job in batch[0].items:
-                self._submit(job)
+                self._submit(_Active(job, mono_ms(), len(self._active) + 1))
 
-    def _submit(self, job: Job) -> None:
-        request_id = job.item.request_id
-        state = _Active(job, now_ms(), len(self._active) + 1)
-        self._active[request_id] = state
-        loop = self._loop
+    def _next_wake(self, free: int) -> float | None:
+        times = [s.admitted_at_ms + self.model.failure.batch_timeout_s * 1000
+                 for s in self._active.values()]
+        nxt = self._wake_at() if free > 0 or self.breaker.is_open else None
+        if nxt is not None:
+            times.append(nxt)
+        return min(times) if times else None
+
+    def _submit(self, state: _Active) -> None:
+        job = state.job
+        self._active[state.slot] = state
+        self._idle.clear()
+        loop = self._loop_ref
         assert loop is not None
 
         def on_event(event: TokenEvent) -> None:  # engine thread
@@ -135,69 +135,154 @@ class StreamingLane:
         try:
             self.engine.submit(job.item.input, on_event)
         except Exception as exc:  # noqa: BLE001 - refused input fails this request only
-            self._on_event(state, TokenEvent(request_id, "", 0, finished=True, error=repr(exc)))
+            self._on_event(state, TokenEvent(job.item.request_id, "", 0, finished=True,
+                                             error=f"{type(exc).__name__}: {exc}"))
+
+    async def _enforce_timeouts(self, now: float) -> None:
+        timeout_ms = self.model.failure.batch_timeout_s * 1000
+        late = [s for s in self._active.values() if now - s.admitted_at_ms > timeout_ms]
+        for state in late:
+            state.closed = True
+            self._active.pop(state.slot, None)
+            self.engine.cancel(state.job.item.request_id)
+            self.hooks.observer.model_failed(self.model.name, "timeout")
+            self.hooks.health.fail(self.task_name, f"model {self.model.name} "
+                                   f"{self.model.version}: a generation ran past its "
+                                   f"{timeout_ms / 1000:.0f}s timeout")
+            self._spawn(self._answer_error(state, "model_timeout",
+                                           f"model {self.model.name} did not finish within "
+                                           f"{timeout_ms / 1000:.0f}s", "timeout"))
 
     # ---- events (on the loop) ------------------------------------------------------------
     def _on_event(self, state: _Active, event: TokenEvent) -> None:
+        if state.closed:
+            return  # timed out or abandoned: its answer (if any) is someone else's now
         if state.first_token_at_ms is None and (event.delta or event.tokens_out):
-            state.first_token_at_ms = now_ms()
+            state.first_token_at_ms = epoch_ms()
+        if event.finished and event.error is not None and self._retry(state, event):
+            return
         if state.job.item.stream and (event.delta or event.finished):
             state.events.append(event)
         if event.finished:
+            state.closed = True
             self._spawn(self._finish(state, event))
         elif state.job.item.stream and event.delta:
             self._spawn(self._chunk(state))
 
-    def _spawn(self, work: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(work)
+    def _retry(self, state: _Active, event: TokenEvent) -> bool:
+        """Resubmit after a transient engine failure, if nothing was streamed yet."""
+        policy = self.model.failure
+        if not event.transient or state.seq or state.attempts >= policy.transient_retries:
+            return False
+        state.attempts += 1
+        self.hooks.observer.model_failed(self.model.name, "transient")
+        logger.warning("model %s: retrying %s after a transient failure (%s)", self.model.key,
+                       state.job.item.request_id, event.error)
+
+        async def again() -> None:
+            await asyncio.sleep(policy.retry_backoff_s * 2 ** (state.attempts - 1))
+            if not state.closed:
+                self._submit(state)
+
+        self._spawn(again())
+        return True
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(self._guarded(work))
         self._tasks.add(task)  # keep a reference until done (the loop holds only weak ones)
         task.add_done_callback(self._tasks.discard)
+
+    async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("model %s: handling a generation event failed", self.model.key)
 
     async def _chunk(self, state: _Active) -> None:
         async with state.writing:
             while state.events:
+                if state.abandoned:
+                    return  # its new owner streams it from the start
                 event = state.events.pop(0)
-                record = token_chunk(state, event, self.model, int(now_ms()))
+                record = self._chunk_record(state, event)
                 state.seq += 1
-                state.last_chunk = await self._publish_chunk(record, state.job)
+                sent = await self.hooks.publish_chunk(record, state.job)
+                state.last_chunk = sent if sent is not None else state.last_chunk
 
     async def _finish(self, state: _Active, event: TokenEvent) -> None:
-        await self._chunk(state)  # the final chunk goes out before the result
-        if state.last_chunk is not None:
-            await state.last_chunk  # acked chunks before the result: a committed offset
-        job, finished = state.job, now_ms()
-        timings = Timings(batch_wait_ms=state.admitted_at_ms - job.enqueued_at_ms,
-                          inference_ms=finished - state.admitted_at_ms)
-        if event.error is not None or event.output is None:
-            result = error_result(job.item.header, "model_error", str(event.error)[:1000],
-                                  worker_id=self._worker_id, completed_at_ms=int(finished),
-                                  model_version=self.model.version, timings=timings,
+        try:
+            await self._chunk(state)  # the final chunk goes out before the result
+            if state.abandoned:
+                return
+            if state.last_chunk is not None:
+                try:
+                    await state.last_chunk  # acked chunks before the result: a committed offset
+                except Exception as exc:  # noqa: BLE001 - the result still carries the text
+                    logger.warning("a token chunk was not acknowledged: %r", exc)
+            if event.error is not None or event.output is None:
+                await self._answer_error(state, "model_error",
+                                         f"model {self.model.name} failed on this request",
+                                         "error", detail=event.error)
+                return
+            await self._answer_ok(state, event)
+        finally:
+            self._active.pop(state.slot, None)
+            self._settle_idle()
+            self._wake.set()
+
+    async def _answer_ok(self, state: _Active, event: TokenEvent) -> None:
+        job, finished = state.job, mono_ms()
+        assert event.output is not None
+        result = ok_result(job.item.header, event.output, model_version=self.model.version,
+                           worker_id=self.hooks.worker_id, completed_at_ms=int(epoch_ms()),
+                           timings=self._timings(state, finished),
+                           batch_size=state.concurrency)
+        if state.first_token_at_ms is not None:
+            result["time_to_first_token_ms"] = (state.first_token_at_ms
+                                                - job.item.header.created_at_ms)
+        self._done(state, finished, success=True)
+        await self.hooks.publish(result, job, state.admitted_at_ms, state.admitted_at_ms)
+
+    async def _answer_error(self, state: _Active, code: str, message: str, kind: str,
+                            detail: str | None = None) -> None:
+        try:
+            job, finished = state.job, mono_ms()
+            result = error_result(job.item.header, code, message, worker_id=self.hooks.worker_id,
+                                  completed_at_ms=int(epoch_ms()),
+                                  model_version=self.model.version,
+                                  timings=self._timings(state, finished),
                                   batch_size=state.concurrency)
-        else:
-            result = ok_result(job.item.header, event.output, model_version=self.model.version,
-                               worker_id=self._worker_id, completed_at_ms=int(finished),
-                               timings=timings, batch_size=state.concurrency)
-            if state.first_token_at_ms is not None:
-                result["time_to_first_token_ms"] = (state.first_token_at_ms
-                                                    - job.item.header.created_at_ms)
+            if kind == "error":
+                self.hooks.observer.model_failed(self.model.name, "error")
+            self._done(state, finished, success=False)
+            await self.hooks.dead_letter(result, job, detail or message)
+        finally:
+            self._active.pop(state.slot, None)
+            self._settle_idle()
+            self._wake.set()
+
+    def _done(self, state: _Active, finished: float, success: bool) -> None:
+        seconds = (finished - state.admitted_at_ms) / 1000.0
         self.service_time.observe(finished - state.admitted_at_ms)
         self.computed += 1
-        self._on_batch(self.model.name, state.concurrency, (finished - state.admitted_at_ms) / 1e3)
-        await self._publish(result, job, state.admitted_at_ms, state.admitted_at_ms)
-        self._active.pop(job.item.request_id, None)
-        self._wake.set()
+        self.hooks.observer.batch_done(self.model.name, state.concurrency, seconds)
+        self._record_outcome(success)
 
+    def _timings(self, state: _Active, finished: float) -> Timings:
+        return Timings(batch_wait_ms=state.admitted_at_ms - state.job.enqueued_at_ms,
+                       inference_ms=finished - state.admitted_at_ms)
 
-def token_chunk(state: _Active, event: TokenEvent, model: ServedModel,
-                emitted_at_ms: int) -> dict[str, Any]:
-    output = event.output
-    header = state.job.item.header
-    return {
-        "request_id": header.request_id, "model": model.name,
-        "model_version": model.version, "seq": state.seq, "delta": event.delta,
-        "tokens_out": event.tokens_out, "final": event.finished,
-        "finish_reason": (output.finish_reason if output else "error") if event.finished
-        else None,
-        "tokens_in": output.tokens_in if output else 0, "error": event.error,
-        "created_at": header.created_at_ms, "emitted_at": emitted_at_ms,
-    }
+    def _chunk_record(self, state: _Active, event: TokenEvent) -> dict[str, Any]:
+        output = event.output
+        return token_chunk(
+            state.job.item.header, model=self.model.name, version=self.model.version,
+            seq=state.seq, delta=event.delta, tokens_out=event.tokens_out, final=event.finished,
+            finish_reason=(output.finish_reason if output else "error") if event.finished
+            else None, tokens_in=output.tokens_in if output else 0, error=event.error,
+            emitted_at_ms=int(epoch_ms()))
+
+    def _settle_idle(self) -> None:
+        if not self._active:
+            self._idle.set()

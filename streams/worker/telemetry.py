@@ -49,6 +49,30 @@ class Telemetry:
             self.metrics.set_lag(topic, partition, behind)
         for topic, partition in revoked:
             self.metrics.forget_partition(topic, partition)
+        if self.sink is not None and not self.sink.alive:
+            self.metrics.health.fail("request-log sink", "its insert thread died")
+
+    def model_failed(self, model: str, kind: str) -> None:
+        self.metrics.model_failed(model, kind)
+
+    def breaker_changed(self, model: str, is_open: bool) -> None:
+        self.metrics.set_breaker(model, is_open)
+
+    def reduced(self, kind: str) -> None:
+        self.metrics.record_reduced(kind)
+
+    def abandoned(self, count: int) -> None:
+        if count:
+            self.metrics.abandoned(count)
+
+    def backpressure(self) -> str | None:
+        return self.sink.saturated if self.sink is not None else None
+
+    def serving(self, models: frozenset[str]) -> None:
+        self.metrics.serve_models(models)
+
+    def task_restarted(self, task: str) -> None:
+        self.metrics.task_restarted(task)
 
 
 def request_log_row(result: dict[str, Any], source: Source, batch_started_at_ms: float | None,

@@ -95,8 +95,10 @@ async def test_expired_requests_are_answered_without_compute(kafka: LocalCluster
     past = int(time.time() * 1000) - 1_000
     async with running_workers(settings, 1, [fake_models()]) as workers, \
             client_for(settings) as client:
-        expired = [new_request("encoder", "embed", text=f"late {i}", request_id=f"late{i}",
-                               deadline_ms=past) for i in range(20)]
+        # Created 2 s ago with a 1 s deadline: valid, and already past when it arrives.
+        expired = [{**new_request("encoder", "embed", text=f"late {i}", request_id=f"late{i}",
+                                  deadline_ms=past), "created_at": past - 1_000}
+                   for i in range(20)]
         fresh = [new_request("encoder", "embed", text=f"on time {i}", request_id=f"fresh{i}",
                              deadline_ms=int(time.time() * 1000) + 60_000) for i in range(5)]
         results = await client.infer_many(expired + fresh, timeout_s=60)
@@ -116,9 +118,14 @@ async def test_model_exception_fails_only_its_batch(kafka: LocalCluster) -> None
         after = await client.infer_many(
             [new_request("echo", "generate", text=f"fine {i}", request_id=f"after{i}")
              for i in range(8)])
+        letters = await read_dlq(settings, 1)
     assert first[0]["status"] == "error"
     assert first[0]["error"]["code"] == "model_error"
-    assert "__raise__" in first[0]["error"]["message"]
+    # A stable, short message for the client; the model's own error goes to the dead letter.
+    assert first[0]["error"]["message"] == "model echo failed on this request (RuntimeError)"
+    value, headers = letters[0]
+    assert headers["code"] == "model_error" and "__raise__" in headers["exception.message"]
+    assert headers["exception.class.name"] == "RuntimeError" and b"boom" in (value or b"")
     assert [r["status"] for r in after] == ["ok"] * 8
 
 

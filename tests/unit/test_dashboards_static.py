@@ -145,6 +145,12 @@ def feed(metrics: WorkerMetrics, sink: FakeSink, tick: int) -> None:
     metrics.in_flight.set(tick % 4)
     metrics.set_assigned_partitions(3)
     metrics.set_ready("models_loaded", True)
+    metrics.task_restarted("lane-m1:1")
+    for kind in ("error", "transient", "timeout"):
+        metrics.model_failed("m1", kind)
+    metrics.set_breaker("m1", tick % 2 == 0)
+    metrics.record_reduced("dlq")
+    metrics.abandoned(1)
     sink.rows_written += 8
     sink.insert_errors += 1
     sink.spool = tick % 10

@@ -10,7 +10,8 @@ from aiokafka import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.base import ModelOutput
-from streams.metrics import Readiness, Timings, WorkerMetrics
+from streams.health import Health
+from streams.metrics import Timings, WorkerMetrics
 from streams.results import RequestHeader, expired_result, ok_result
 from streams.results import Timings as ResultTimings
 from streams.sinks.request_log import RequestLogRow
@@ -169,13 +170,30 @@ def test_sink_counters_are_read_at_scrape_time() -> None:
 
 
 def test_readiness_drives_ready_and_the_gauge() -> None:
-    metrics = WorkerMetrics(Readiness(("models_loaded", "partitions_assigned")))
-    assert metrics.readiness.is_ready() == {
-        "ready": False, "checks": {"models_loaded": False, "partitions_assigned": False}}
+    metrics = WorkerMetrics(Health(("models_loaded", "partitions_assigned")))
+    assert metrics.health.is_ready() == {
+        "ready": False, "checks": {"models_loaded": False, "partitions_assigned": False},
+        "holds": {}, "faults": {}}
     metrics.set_ready("models_loaded", True)
     metrics.set_ready("partitions_assigned", True)
-    assert metrics.readiness.is_ready()["ready"] is True
+    assert metrics.health.is_ready()["ready"] is True
     assert samples(metrics)[("streamserve_worker_ready", ())] == 1
-    metrics.readiness.alive = False
-    assert not metrics.readiness.is_alive()
+    assert samples(metrics)[("streamserve_worker_alive", ())] == 1
+    metrics.health.fail("task:lane-x", "crashed 6 times")
+    assert not metrics.health.is_alive()
+    assert metrics.health.health_body() == {"alive": False,
+                                            "faults": {"task:lane-x": "crashed 6 times"}}
     assert samples(metrics)[("streamserve_worker_ready", ())] == 0
+    assert samples(metrics)[("streamserve_worker_alive", ())] == 0
+
+
+def test_a_client_chosen_model_name_is_a_label_only_when_served() -> None:
+    metrics = WorkerMetrics()
+    metrics.serve_models(frozenset({"minilm"}))
+    for name in ("minilm", "x" * 300, "attacker-1", "attacker-2"):
+        metrics.observe_result(name, "rejected", Timings(kafka_wait_s=0.01))
+    got = samples(metrics)
+    assert got[("streamserve_requests_total", (("model", "minilm"), ("status", "rejected")))] == 1
+    assert got[("streamserve_requests_total", (("model", "unknown"), ("status", "rejected")))] == 3
+    labels = {dict(key[1]).get("model") for key in got if key[0] == "streamserve_requests_total"}
+    assert labels == {"minilm", "unknown"}

@@ -25,6 +25,7 @@ from streams.results import (
 )
 
 NOW = 1_700_000_000_100.0
+CREATED = int(NOW) - 50
 LIMITS = ModelLimits(
     tasks=("generate", "embed", "classify"), max_new_tokens=256, max_input_tokens=512
 )
@@ -32,7 +33,8 @@ LIMITS = ModelLimits(
 
 def request(**overrides: Any) -> dict[str, Any]:
     """A decoded request as the codec returns it (all defaults present)."""
-    minimal = {"request_id": "r-1", "model": "m", "task": "generate", "text": "hi", "created_at": 1}
+    minimal = {"request_id": "r-1", "model": "m", "task": "generate", "text": "hi",
+               "created_at": CREATED}
     codec = request_codec()
     return {**codec.decode(codec.encode(minimal)), **overrides}
 
@@ -53,7 +55,6 @@ def test_generate_defaults() -> None:
     item = validate_request(request(), LIMITS, NOW)
     defaults = GenerationParameters(64, 0.0, 1.0, (), None)
     assert item.input == ModelInput("r-1", "hi", (), (), defaults)
-    assert item.batch_key == ("m", None, "generate")
     assert (item.priority, item.deadline_ms, item.stream) == (0, None, False)
     assert item.header.received_at_ms == NOW
 
@@ -72,13 +73,13 @@ def test_generate_with_chat_and_every_parameter() -> None:
         ),
         stream=True,
         priority=5,
-        deadline=2_000_000_000_000,
+        deadline=CREATED + 86_400_000,  # the furthest deadline the default caps allow
         model_version="v2",
     )
     item = validate_request(record, LIMITS, NOW)
     assert item.input.messages == (ChatMessage("system", "x"), ChatMessage("user", "hi"))
     assert item.input.parameters == GenerationParameters(256, 2.0, 0.5, ("a" * 64,) * 4, 0)
-    assert (item.priority, item.stream, item.batch_key[1]) == (5, True, "v2")
+    assert (item.priority, item.stream, item.header.model_version) == (5, True, "v2")
 
 
 def test_embed_ignores_generation_fields() -> None:

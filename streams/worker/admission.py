@@ -1,0 +1,98 @@
+"""Admission of one consumed record: decode → validate → route → reply topic → lane.
+
+Cheap checks come first, so that a hostile record costs the event loop microseconds: the byte
+size against the largest cap of any served model before decoding, then the named model's own
+caps (bytes, characters, messages, labels, priority, deadline, attributes) before its tokenizer
+counts anything. Every failure — a refused record or an exception nobody foresaw (a chat
+template or tokenizer choking on odd input) — rejects that record only: it becomes a dead
+letter, plus a `rejected` result when its request id is readable.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from streams.clock import deadline_to_mono, epoch_ms, mono_ms
+from streams.codec import RecordCodec
+from streams.errors import DecodeError, InvalidRequest
+from streams.requests import (
+    RequestHeader,
+    check_request_size,
+    count_input_tokens,
+    validate_request,
+)
+from streams.results import expired_result, shed_result
+from streams.worker.jobs import Job, Source
+from streams.worker.lane import Lane, Publish
+from streams.worker.observer import WorkerObserver
+from streams.worker.rejection import Rejector
+from streams.worker.replies import ReplyTopics
+from streams.worker.served import ServedModels
+
+logger = logging.getLogger(__name__)
+
+
+class Admission:
+    def __init__(self, codec: RecordCodec, served: Callable[[], ServedModels],
+                 lanes: Mapping[tuple[str, str], Lane], replies: ReplyTopics,
+                 rejector: Rejector, publish: Publish, observer: WorkerObserver,
+                 worker_id: str) -> None:
+        self._codec = codec
+        self._served = served
+        self._lanes = lanes
+        self._replies = replies
+        self._rejector = rejector
+        self._publish = publish
+        self._observer = observer
+        self._worker_id = worker_id
+
+    async def admit(self, source: Source, size: int) -> None:
+        """Give the record at `source` its way to an outcome; never raises (but cancellation)."""
+        header: RequestHeader | None = None
+        task = ""
+        try:
+            served = self._served()
+            if size > served.max_request_bytes():
+                raise InvalidRequest("request_too_large", f"request is {size} bytes; no served "
+                                     f"model takes more than {served.max_request_bytes()}")
+            decoded = self._codec.decode(source.value or b"")
+            header = RequestHeader.of(decoded, source.consumed_at_ms)
+            task = str(decoded.get("task") or "")[:32]
+            await self._route(decoded, header, source, size, served)
+        except DecodeError as exc:
+            await self._rejector.reject(source, exc.reason, exc, header=None)
+        except InvalidRequest as exc:
+            await self._rejector.reject(source, exc.code, exc, header, task)
+        except Exception as exc:  # noqa: BLE001 - one record never stops the fetch loop
+            logger.warning("admission of %s[%d]@%d failed: %r", source.tp.topic,
+                           source.tp.partition, source.offset, exc)
+            await self._rejector.reject(source, "admission_error", exc, header, task)
+
+    async def _route(self, decoded: Mapping[str, Any], header: RequestHeader, source: Source,
+                     size: int, served: ServedModels) -> None:
+        model = served.resolve(header.model, header.model_version, header.request_id)
+        check_request_size(size, model.caps)
+        item = validate_request(decoded, model.limits, source.consumed_at_ms)
+        reply_topic = await self._replies.resolve(header.reply_topic)
+        now_epoch, now_mono = epoch_ms(), mono_ms()
+        if item.is_expired(now_epoch):
+            result = expired_result(header, worker_id=self._worker_id,
+                                    completed_at_ms=int(now_epoch))
+            job = Job(item, source, 0, now_mono, reply_topic=reply_topic)
+            await self._publish(result, job, None, None)
+            return
+        tokens = count_input_tokens(item.input, model.runner.count_tokens,
+                                    model.runner.max_input_tokens)
+        deadline = deadline_to_mono(item.deadline_ms, epoch_now_ms=now_epoch,
+                                    mono_now_ms=now_mono)
+        job = Job(item, source, tokens, mono_ms(), deadline, reply_topic)
+        completion = self._lanes[model.key].admit(job)
+        if completion is not None:
+            self._observer.shed(model.name)
+            late_by = completion - mono_ms()
+            result = shed_result(header, worker_id=self._worker_id,
+                                 completed_at_ms=int(epoch_ms()),
+                                 estimated_completion_ms=epoch_ms() + late_by)
+            await self._publish(result, job, None, None)
