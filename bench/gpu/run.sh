@@ -4,7 +4,10 @@
 # architectures with random weights, `python -m bench --device ...`, then the report.
 #
 #   bench/gpu/run.sh [--device cuda|cpu] [--smoke] [--out DIR] [--report FILE]
-#                    [--broker auto|tansu|kafka] [-- extra args for python -m bench]
+#                    [--broker auto|tansu|kafka] [--budget-s S] [-- extra args for python -m bench]
+#
+# --budget-s S: the bench gets SIGTERM after S seconds; it then stops what it started and writes
+# what it measured so far, and the report is still written (for a machine lent by the minute).
 #
 # Everything it starts (the broker, the workers) is stopped by PID when it ends; its scratch
 # directory (random weights, ~0.6 GB) is removed unless KEEP_WORK=1.
@@ -12,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 
-DEVICE=cuda SMOKE="" OUT_DIR="bench/results/tmp/gpu" REPORT="" BROKER=auto
+DEVICE=cuda SMOKE="" OUT_DIR="bench/results/tmp/gpu" REPORT="" BROKER=auto BUDGET=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) DEVICE=$2; shift 2 ;;
@@ -20,6 +23,7 @@ while [ $# -gt 0 ]; do
     --out) OUT_DIR=$2; shift 2 ;;
     --report) REPORT=$2; shift 2 ;;
     --broker) BROKER=$2; shift 2 ;;
+    --budget-s) BUDGET=$2; shift 2 ;;
     --) shift; break ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -111,8 +115,10 @@ mkdir -p "$OUT_DIR"
 count_results() { find "$OUT_DIR" -maxdepth 1 -name '2*.json' | wc -l; }
 before=$(count_results)
 set +e
+LIMIT=()
+[ -n "$BUDGET" ] && LIMIT=(timeout --signal=TERM --kill-after=60 "$BUDGET")
 STREAMSERVE_REQUEST_LOG=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
-  "$PY" -m bench --device "$DEVICE" $SMOKE --registry "$REGISTRY" --out "$OUT_DIR" --no-quix \
+  ${LIMIT[@]+"${LIMIT[@]}"} "$PY" -m bench --device "$DEVICE" $SMOKE --registry "$REGISTRY" --out "$OUT_DIR" --no-quix \
   ${BENCH_BROKER[@]+"${BENCH_BROKER[@]}"} "$@"
 rc=$?
 set -e

@@ -120,7 +120,14 @@ def markdown(d: dict[str, Any], path: Path) -> str:
              "(bench/gpu/models.py): the same work per batch; generated text is noise.", ""]
     if not meta.get("measurement", True):
         lines += ["**Smoke run: tiny counts, not a measurement.**", ""]
+    if meta.get("interrupted"):
+        lines += ["**Interrupted (time budget or signal): stages missing below were not "
+                  "measured.**", ""]
     lines += ["## The answer", "", *answer(d), *_tables(d), *_plan(path)]
+    seconds = [f"{stage} {d[stage]['stage_seconds']:.0f} s" for stage in meta.get("stages", [])
+               if isinstance(d.get(stage), dict) and "stage_seconds" in d[stage]]
+    if seconds:  # to size the next run's modes and budget
+        lines += ["", "Stage wall times: " + ", ".join(seconds) + "."]
     failed = [f"- {stage}: {d[stage]['error']}" for stage in meta.get("stages", [])
               if isinstance(d.get(stage), dict) and "error" in d[stage]]
     if failed:
