@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     topic_replication_factor: int = Field(default=1, ge=1, le=16)
 
     # --- local Kafka launched by `streamserve stack` ---
-    kafka_version: str = "4.1.1"
+    kafka_version: str = "4.4.0"
     kafka_pom: Path | None = None  # default: deploy/kafka/pom.xml of the source checkout
     kafka_libs_dir: Path | None = None  # default: .cache/kafka/<version>/libs
     kafka_heap: str = "512m"

@@ -16,6 +16,8 @@ from streams.kafka_options import security_options
 
 logger = logging.getLogger(__name__)
 
+DLQ_MAX_MESSAGE_BYTES = 5 * 1024 * 1024  # > the worker's producer max_request_size (4 MiB + 64 KiB)
+
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -29,8 +31,11 @@ def service_topics(settings: Settings) -> list[TopicSpec]:
     """Requests, results, tokens and the dead-letter topic, sized from the settings."""
     replication = settings.topic_replication_factor
     durable = {"min.insync.replicas": str(min(2, replication))}
+    # A dead letter is a whole request plus error headers: the DLQ takes what a worker fetches.
+    letters = {**durable, "max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)}
     return [
-        TopicSpec(name, settings.topic_partitions, replication, durable)
+        TopicSpec(name, settings.topic_partitions, replication,
+                  letters if name == settings.dlq_topic else durable)
         for name in (settings.requests_topic, settings.results_topic, settings.tokens_topic,
                      settings.dlq_topic)
     ]

@@ -21,8 +21,6 @@ from aiokafka.protocol.admin import CreateAclsRequest, DescribeAclsRequest
 from streams.config import Settings
 from streams.errors import StackError
 
-DEFAULT_REPLY_TOPIC_PREFIX = "inference.replies."
-
 
 class Resource(IntEnum):
     ANY = 1
@@ -66,8 +64,8 @@ def _grant(principal: str, resource: Resource, name: str, operations: Iterable[O
 
 
 def reply_prefix_of(settings: Settings) -> str:
-    # The worker's allow-list prefix (STREAMSERVE_REPLY_TOPIC_PREFIX) where Settings has it.
-    return str(getattr(settings, "reply_topic_prefix", DEFAULT_REPLY_TOPIC_PREFIX))
+    """The worker's reply-topic allow-list prefix (STREAMSERVE_REPLY_TOPIC_PREFIX)."""
+    return settings.reply_topic_prefix
 
 
 def worker_acls(settings: Settings, principal: str) -> list[Acl]:

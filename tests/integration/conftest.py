@@ -10,7 +10,7 @@ import pytest
 from streams.stack import LocalCluster
 from streams.stack.jars import default_libs_dir
 
-KAFKA_VERSION = "4.1.1"
+KAFKA_VERSION = "4.4.0"
 
 
 def _start(directory: Path, size: int) -> LocalCluster:
