@@ -10,7 +10,7 @@ from typing import Any
 
 from bench.common import figure, say
 from bench.context import Context
-from bench.runners import MINILM, SMOLLM, engine_of, load_model
+from bench.runners import MINILM, SMOLLM, bench_spec, engine_of, load_model
 from bench.workloads import embed_inputs, embed_texts, generate_inputs, story_prompts
 from models.base import ModelInput, ModelRunner
 
@@ -47,10 +47,16 @@ def minilm_runner(ctx: Context, size: int) -> tuple[ModelRunner, list[str]]:
 def minilm_once(runner: ModelRunner, texts: Sequence[str], size: int,
                 min_s: float) -> tuple[float, float]:
     """One warmed-up measurement at batch size `size`: (sequences/s, ms per batch)."""
-    batches = [embed_inputs(texts[i:i + size]) for i in range(0, size * 8, size)]
+    # 8 different batches, the texts reused cyclically (B up to 1024 on a GPU: 8192 inputs).
+    batches = [embed_inputs([texts[(i + j) % len(texts)] for j in range(size)])
+               for i in range(0, size * 8, size)]
     runner.run("embed", batches[0])  # warm-up for this shape
     per_s, batch_ms, _ = _timed(runner, "embed", batches, min_s, 3)
     return per_s, batch_ms
+
+
+def batch_prompts(prompts: Sequence[str], size: int) -> list[str]:
+    return [prompts[j % len(prompts)] for j in range(size)]
 
 
 def minilm_ceiling(ctx: Context) -> dict[str, Any]:
@@ -81,8 +87,9 @@ def smollm_ceiling(ctx: Context) -> dict[str, Any]:
         b: {"per_s": [], "tokens_per_s": [], "batch_ms": []} for b in mode.smollm_batches}
     for rep in range(mode.reps):
         for size in mode.smollm_batches:
-            batch = generate_inputs(prompts[rep * size:(rep + 1) * size], mode.new_tokens)
-            runner.run("generate", generate_inputs(prompts[:size], 2))  # warm-up, short
+            batch = generate_inputs([prompts[(rep * size + j) % len(prompts)]
+                                     for j in range(size)], mode.new_tokens)
+            runner.run("generate", generate_inputs(batch_prompts(prompts, size), 2))  # warm-up
             per_s, batch_ms, tokens = _timed(runner, "generate", [batch], 0.0, 1)
             tokens_per_s = tokens / (batch_ms / 1000.0)
             samples[size]["per_s"].append(per_s)
@@ -100,7 +107,8 @@ def smollm_ceiling(ctx: Context) -> dict[str, Any]:
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    out: dict[str, Any] = {"torch_threads": ctx.torch_threads}
+    out: dict[str, Any] = {"torch_threads": ctx.torch_threads,
+                           "device": bench_spec(MINILM).device}
     say(f"stage ceiling: MiniLM, B in {list(ctx.mode.minilm_batches)}")
     out[MINILM] = minilm_ceiling(ctx)
     say(f"  MiniLM B* = {out[MINILM]['b_star']}")

@@ -22,10 +22,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import ceiling, latency, naive, overhead, pipeline, plots, report, scaling, sink
+from bench import ceiling, latency, naive, overhead, pipeline, report, scaling, sink
 from bench.common import say
 from bench.context import Context
-from bench.kafka_io import KAFKA_VERSION, local_kafka
+from bench.gpu import options as device_options
+from bench.gpu.modes import device_mode
 from bench.machine import cpu_seconds, describe
 from bench.modes import FULL, QUICK, SMOKE
 from bench.options import add_bench_arguments
@@ -63,6 +64,17 @@ def _build_quix_env() -> str | None:
     return quix_version()
 
 
+def _draw(data: dict[str, Any], out: Path, stamp: str) -> list[Path]:
+    try:
+        from bench import plots
+    except ImportError as exc:  # matplotlib is not carried to the GPU machine
+        say(f"no plots ({exc})")
+        return []
+    drawn = (plots.throughput_vs_batch(data, out / f"{stamp}-throughput.png"),
+             plots.latency_cdf(data, out / f"{stamp}-latency-cdf.png"))
+    return [p for p in drawn if p is not None]
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -76,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
     them itself and calls this)."""
     started = time.monotonic()
     mode = SMOKE if args.smoke else QUICK if args.quick else FULL
+    if args.device:
+        mode = device_mode(args.smoke)
+    device_options.apply(args)
     stages = args.stages.split(",") if args.stages else list(mode.stages)
     unknown = set(stages) - set(STAGES)
     if unknown:
@@ -97,15 +112,17 @@ def run(args: argparse.Namespace) -> int:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     data: dict[str, Any] = {"meta": {
         "stamp": stamp, "mode": mode.name, "measurement": mode.is_measurement, "reps": mode.reps,
-        "stages": stages, "machine": describe(args.torch_threads, quix_release, KAFKA_VERSION),
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default (unset)")}}
+        "stages": stages, "machine": describe(args.torch_threads, quix_release,
+                                                 device_options.broker_name(args)),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default (unset)"),
+        **device_options.meta(args)}}
     say(f"benchmark {mode.name}: stages {stages}, {mode.reps} reps, torch threads "
         f"{args.torch_threads}, quix {'on' if quix else 'off'}")
     try:
-        with local_kafka() as cluster, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-            ctx = Context(mode, cluster.bootstrap_servers, Path(tmp), args.torch_threads, quix,
+        with device_options.broker(args) as (bootstrap, broker_pid), \
+                tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            ctx = Context(mode, bootstrap, Path(tmp), args.torch_threads, quix,
                           data, args.latency_batch)
-            broker_pid = cluster.nodes[0].pid
             for stage in stages:
                 begun = time.monotonic()
                 broker_cpu = cpu_seconds(broker_pid)
@@ -128,9 +145,7 @@ def run(args: argparse.Namespace) -> int:
     data["meta"]["wall_s"] = round(time.monotonic() - started, 1)
     data["meta"]["machine"]["load_avg_at_end"] = os.getloadavg()
     data["notes"] = NOTES if quix or "naive" not in stages else NOTES[:2]
-    drawn = [p for p in (plots.throughput_vs_batch(data, args.out / f"{stamp}-throughput.png"),
-                         plots.latency_cdf(data, args.out / f"{stamp}-latency-cdf.png"))
-             if p is not None]
+    drawn = _draw(data, args.out, stamp)
     json_path, md_path = report.write(data, args.out, drawn)
     say(f"wrote {json_path}, {md_path}, {args.out / 'latest.md'}"
         + "".join(f", {p}" for p in drawn))

@@ -30,7 +30,7 @@ class Mode:
 
     @property
     def is_measurement(self) -> bool:
-        return self.name != "smoke"
+        return not self.name.endswith("smoke")
 
 
 FULL = Mode("full", reps=3, minilm_batches=(1, 2, 4, 8, 16, 32, 64),

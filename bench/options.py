@@ -7,6 +7,7 @@ import argparse
 import os
 from pathlib import Path
 
+from bench.gpu import options as device_options
 from bench.modes import ALL_STAGES
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -43,3 +44,4 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         default="PASSIVE", help="OMP_WAIT_POLICY for this process and every "
                         "contender (with libgomp's spinning default, 2 torch threads on 2 busy "
                         "cores run 5-10x slower)")
+    device_options.add_arguments(parser)

@@ -4,6 +4,7 @@ scaling; torch threads are split so that workers x threads = the threads of one 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from bench.common import figure, med, ratio, say
@@ -12,7 +13,7 @@ from bench.context import Context
 from bench.kafka_io import Topics
 from bench.pipeline import b_star
 from bench.procs import config_for
-from bench.runners import MINILM, NOOP
+from bench.runners import MINILM, NOOP, bench_spec
 from bench.runs import measure_bursts
 from bench.workloads import embed_payloads, embed_texts
 
@@ -50,8 +51,10 @@ def _bursts(ctx: Context, model: str, n: int, size: int) -> dict[int, list[float
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    out: dict[str, Any] = {"note": "2 cores shared by the broker, the workers and the "
-                                   "benchmark: more workers cannot add cores here"}
+    device = bench_spec(MINILM).device
+    out: dict[str, Any] = {"note": (
+        f"{os.cpu_count()} cores shared by the broker, the workers and the benchmark"
+        + ("" if device in {"cpu", "auto"} else f"; both workers on one {device} device"))}
     for model, n, measure_model in ((NOOP, ctx.mode.scaling_noop_n, _noop),
                                     (MINILM, ctx.mode.scaling_minilm_n, _minilm)):
         if not n:
@@ -59,7 +62,9 @@ def run(ctx: Context) -> dict[str, Any]:
         say(f"stage scaling: {model}, 1 vs 2 workers, {n} requests per rep")
         rates = measure_model(ctx, n)
         one, two = figure(rates[1]), figure(rates[2])
+        # by_workers: what `streamserve plan --bench` fits (more counts may join it later).
         out[model] = {"requests": n, "one_worker": one, "two_workers": two,
+                      "by_workers": {"1": one, "2": two}, "device": device,
                       "speedup": ratio(med(two), med(one)),
                       "torch_threads": {"1": ctx.torch_threads,
                                         "2": max(1, ctx.torch_threads // 2)}}

@@ -37,7 +37,7 @@ class CausalLMRunner:
         # transformers' model classes are only partly typed; the runner's own API is.
         self._model: Any = model
         self._tokenizer = tokenizer
-        self._device = hf.resolve_device(spec.device)
+        self._device = hf.model_device(model)  # the batch goes where the weights are
         # One batch at a time: the service may call from several threads, and interleaving
         # two forward passes on one model only makes both slower.
         self._lock = threading.Lock()
@@ -128,14 +128,14 @@ class CausalLMRunner:
 
 def load_causal_lm(spec: ModelSpec, path: Path) -> tuple[Any, PreTrainedTokenizerBase]:
     """The model (on its device, in eval mode) and tokenizer of a causal-LM registry entry."""
-    device = hf.resolve_device(spec.device)
+    where = hf.placement(spec)
     tokenizer = hf.load_tokenizer(path)
     try:
         model: Any = AutoModelForCausalLM.from_pretrained(
-            path, dtype=hf.torch_dtype(spec.dtype), **hf.SAFE_LOAD
+            path, dtype=hf.torch_dtype(where), **hf.SAFE_LOAD
         )
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"model {spec.key}: cannot load {path}: {exc}") from exc
-    model.to(device)
+    model.to(hf.torch_device(where))
     model.eval()
     return model, tokenizer

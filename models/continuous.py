@@ -48,7 +48,7 @@ class ContinuousEngine:
         self.max_input_tokens = spec.max_input_tokens
         self.max_new_tokens = spec.max_new_tokens
         self._model: Any = model
-        self._device = hf.resolve_device(spec.device)
+        self._device = hf.model_device(model)
         # Prompts are encoded on the event loop (count_tokens, submit); text is decoded on the
         # dispatcher thread: each thread has a tokenizer of its own.
         self._codec = PromptCodec(tokenizer, spec.max_input_tokens, spec.key)

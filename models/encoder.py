@@ -33,7 +33,7 @@ class EncoderRunner:
         self._model: Any = model
         self._tokenizer = tokenizer  # the model thread's: it truncates and pads batches
         self._counter = private_copy(tokenizer)  # the event loop's: counts tokens at admission
-        self._device = hf.resolve_device(spec.device)
+        self._device = hf.model_device(model)  # the batch goes where the weights are
         # One batch at a time: the service may call from several threads, and interleaving
         # two forward passes on one model only makes both slower.
         self._lock = threading.Lock()
@@ -42,14 +42,14 @@ class EncoderRunner:
 
     @classmethod
     def load(cls, spec: ModelSpec, path: Path) -> EncoderRunner:
-        device = hf.resolve_device(spec.device)
+        where = hf.placement(spec)
         tokenizer = hf.load_tokenizer(path)
         try:
-            dtype = hf.torch_dtype(spec.dtype)
+            dtype = hf.torch_dtype(where)
             model: Any = AutoModel.from_pretrained(path, dtype=dtype, **hf.SAFE_LOAD)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"model {spec.key}: cannot load {path}: {exc}") from exc
-        model.to(device)
+        model.to(hf.torch_device(where))
         model.eval()
         return cls(spec, model, tokenizer)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,8 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from models.errors import ModelLoadError
+from models.placement import DeviceFacts, Placement, place
+from models.registry import ModelSpec
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -25,22 +28,34 @@ def configure_threads(torch_threads: int | None) -> None:
         torch.set_num_threads(torch_threads)
 
 
-def torch_dtype(name: str) -> torch.dtype:
-    return _DTYPES[name]
+def device_facts() -> DeviceFacts:
+    """What this process can run on, as torch sees it (CUDA_VISIBLE_DEVICES applied)."""
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return DeviceFacts(
+        cuda_count=count,
+        bf16_supported=bool(count and torch.cuda.is_bf16_supported()),
+        mps_available=torch.backends.mps.is_available(),
+        cuda_visible=os.environ.get("CUDA_VISIBLE_DEVICES"),
+    )
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ModelLoadError(f"device {name!r} requested but CUDA is not available")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ModelLoadError(f"device {name!r}: only {torch.cuda.device_count()} GPUs")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ModelLoadError(f"device {name!r} requested but MPS is not available")
-    return device
+def placement(spec: ModelSpec) -> Placement:
+    """The registry entry's device and dtype resolved on this machine (models/placement.py);
+    raises `ModelLoadError` when the machine cannot do what it asks."""
+    return place(spec.device, spec.dtype, spec.device_fallback, device_facts(), spec.key)
+
+
+def torch_device(where: Placement) -> torch.device:
+    return torch.device(where.device)
+
+
+def torch_dtype(where: Placement) -> torch.dtype:
+    return _DTYPES[where.dtype]
+
+
+def model_device(model: Any) -> torch.device:
+    """Where a loaded model's weights are: the one place the runner sends its batches."""
+    return torch.device(model.device)
 
 
 def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:

@@ -36,11 +36,17 @@ def load_runner(
     from models import hf
 
     hf.configure_threads(torch_threads)
+    # Before any conversion: a device the machine lacks fails in milliseconds, not after
+    # minutes of GGUF conversion; a fallback the registry allowed is said once, here.
+    where = hf.placement(spec)
+    if where.note:
+        logger.warning("%s", where.note)
+        say(where.note)
     if spec.format == "gguf":
         from models.gguf_cache import ensure_converted
 
         path = ensure_converted(path, cache_dir, progress=say)
-    say(f"loading {spec.name} {spec.version} …")
+    say(f"loading {spec.name} {spec.version} on {where.device} in {where.dtype} …")
     started = time.perf_counter()
     runner: ModelRunner
     if spec.kind == "causal_lm" and spec.engine == "continuous":

@@ -16,11 +16,11 @@ from typing import Literal
 from models.base import TASKS, Task
 from models.errors import RegistryError, UnknownModel
 from models.limits import FailurePolicy, RequestLimits, read_failure_policy, read_limits
+from models.placement import DTYPES, FALLBACKS, DType, Fallback
 from models.spec_fields import EntryReader
 
 Kind = Literal["causal_lm", "encoder", "fake"]
 Format = Literal["safetensors", "gguf"]
-DType = Literal["float32", "float16", "bfloat16"]
 # "static": micro-batches around `generate`; "continuous": one continuous-batching engine that
 # streams tokens (models/continuous.py, or the fake streaming engine for kind = "fake").
 Engine = Literal["static", "continuous"]
@@ -30,7 +30,6 @@ _PACKAGE_SOURCE = re.compile(r"^package:[A-Za-z_][A-Za-z0-9_]*(/.+)?$")
 DEFAULT_REGISTRY = Path(__file__).with_name("registry.toml")
 KINDS: tuple[Kind, ...] = ("causal_lm", "encoder", "fake")
 FORMATS: tuple[Format, ...] = ("safetensors", "gguf")
-DTYPES: tuple[DType, ...] = ("float32", "float16", "bfloat16")
 ENGINES: tuple[Engine, ...] = ("static", "continuous")
 
 
@@ -42,8 +41,10 @@ class ModelSpec:
     kind: Kind
     source: str | None  # "package:<import name>[/sub/path]" or a path; None only for fakes
     format: Format = "safetensors"
-    dtype: DType = "float32"
-    device: str = "cpu"  # "cpu" | "cuda" | "cuda:N" | "auto"
+    # Where and how precisely it runs, resolved on the machine at load (models/placement.py).
+    dtype: DType = "auto"  # auto: bfloat16 on a GPU that has it, float32 on the CPU
+    device: str = "cpu"  # "auto" | "cpu" | "cuda" | "cuda:N" | "mps"
+    device_fallback: Fallback = "none"  # CUDA asked for, none visible: "cpu" runs there
     engine: Engine = "static"  # how generate runs (see Engine)
     max_batch_size: int = 8
     max_input_tokens: int = 512
@@ -143,8 +144,9 @@ def parse_entry(entry: object, origin: Path, index: int = 0) -> ModelSpec:
         kind=r.choice("kind", KINDS, default=_kind_for(tasks)),
         source=r.optional_string("source"),
         format=r.choice("format", FORMATS, default="safetensors"),
-        dtype=r.choice("dtype", DTYPES, default="float32"),
+        dtype=r.choice("dtype", DTYPES, default="auto"),
         device=r.device("device", default="cpu"),
+        device_fallback=r.choice("device_fallback", FALLBACKS, default="none"),
         engine=r.choice("engine", ENGINES, default="static"),
         max_batch_size=r.integer("max_batch_size", default=8, minimum=1),
         max_input_tokens=r.integer("max_input_tokens", default=512, minimum=1),

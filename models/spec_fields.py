@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
 from models.errors import RegistryError
+from models.placement import DEVICE_PATTERN, DEVICE_WORDS
 
 T = TypeVar("T", bound=str)
-
-_DEVICE = re.compile(r"^(cpu|auto|cuda|cuda:\d+|mps)$")
 
 
 class EntryReader:
@@ -122,6 +120,6 @@ class EntryReader:
 
     def device(self, key: str, *, default: str) -> str:
         value = self.string(key, default=default)
-        if not _DEVICE.match(value):
-            self.fail(f"{key} must be cpu, auto, cuda, cuda:N or mps, got {value!r}")
+        if not DEVICE_PATTERN.match(value):
+            self.fail(f"{key} must be {DEVICE_WORDS}, got {value!r}")
         return value

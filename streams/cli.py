@@ -132,14 +132,16 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     from streams.autoscale.up import run_supervisor
 
-    return run_supervisor(settings, args.workers, args.min, args.max)
+    return run_supervisor(settings, args.workers, args.min, args.max, args.gpus,
+                          args.workers_per_gpu)
 
 
 def _plan(args: argparse.Namespace, settings: Settings) -> int:
     from streams.analytics import parse_since
-    from streams.capacity import parse_counts, plan_report
+    from streams.capacity.report import parse_counts, plan_report
 
-    print(plan_report(settings, parse_since(args.since), parse_counts(args.workers)))
+    print(plan_report(settings, parse_since(args.since), parse_counts(args.workers),
+                      args.target_rps, args.bench, args.model, args.workers_per_gpu))
     return 0
 
 

@@ -86,10 +86,21 @@ def build_parser() -> argparse.ArgumentParser:
     scaled.add_argument("--max", type=int, default=None,
                         help="autoscaling upper bound "
                         "(default: STREAMSERVE_AUTOSCALE_MAX_REPLICAS)")
-    plan = _command(commands, "plan", "Amdahl/Gustafson speed-ups from measured stages",
-                    "streamserve plan --since 2h --workers 1,2,4")
-    plan.add_argument("--since", default="1h", help="window, e.g. 15m, 2h, 1d")
+    scaled.add_argument("--gpus", default=None, help="'all' or GPU ids like 0,1: one worker "
+                        "per GPU, each seeing only its own (CUDA_VISIBLE_DEVICES)")
+    scaled.add_argument("--workers-per-gpu", type=int, default=1,
+                        help="with --gpus: K workers share each GPU (small models)")
+    plan = _command(commands, "plan", "workers for a target rate, from measured throughput "
+                    "at N workers (Amdahl, Gustafson, USL fits)",
+                    "streamserve plan --bench latest --model minilm --target-rps 150")
+    plan.add_argument("--since", default="1h", help="request-log window, e.g. 15m, 2h, 1d")
     plan.add_argument("--workers", default="1,2,4,8", help="worker counts to predict")
+    plan.add_argument("--target-rps", type=float, default=None, help="requests/s to plan for")
+    plan.add_argument("--bench", default=None, help="a bench results JSON (its scaling "
+                      "stage) or 'latest', instead of the request log")
+    plan.add_argument("--model", default="minilm", help="with --bench: a model or a mix "
+                      "like minilm=0.9,noop=0.1")
+    plan.add_argument("--workers-per-gpu", type=int, default=None, help="also answer in GPUs")
     _command(commands, "demo", "local Kafka + real models + ClickHouse, end to end",
              "streamserve demo")
     bench = _command(commands, "bench", "benchmarks (own Kafka); report in bench/results",

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     kafka_ssl_keyfile: Path | None = None
     kafka_ssl_key_password: SecretStr | None = None
     kafka_client_id: str = "streamserve"
+    # Idempotent producers (the safe default). Off only for brokers without InitProducerId,
+    # e.g. the single-binary tansu broker of the GPU bench (bench/gpu/README.md).
+    kafka_enable_idempotence: bool = True
     consumer_group: str = "streamserve-workers"
 
     # --- topics ---

@@ -51,7 +51,8 @@ def security_options(settings: Settings) -> dict[str, Any]:
 
 def producer_options(settings: Settings) -> dict[str, Any]:
     """At-least-once producer: every in-sync replica acknowledges, retries never duplicate."""
-    return {**security_options(settings), "acks": "all", "enable_idempotence": True,
+    return {**security_options(settings), "acks": "all",
+            "enable_idempotence": settings.kafka_enable_idempotence,
             "linger_ms": 5, "max_batch_size": 256 * 1024}
 
 

@@ -1,10 +1,12 @@
 """`streamserve up`: run N local `streamserve worker` processes, or as many as the backlog needs.
 
-Every `autoscale_poll_s` the supervisor restarts crashed workers, reads the signals (Kafka lag,
+Every `autoscale_poll_s` the supervisor restarts crashed workers and workers whose `/health`
+failed several polls in a row (health.py), reads the signals (Kafka lag,
 the workers' /metrics) and applies the decision (decision.py): scale up by starting workers in
 the lowest free slots, scale down by SIGTERM to the highest slots (a worker drains, commits and
 exits on SIGTERM, so nothing is lost). One status line per change. On SIGINT/SIGTERM every
-worker gets SIGTERM and the supervisor waits for them.
+worker gets SIGTERM and the supervisor waits for them. With `--gpus` (gpus.py) the count is
+fixed, one worker (or --workers-per-gpu) per GPU, each slot pinned to its GPU.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from streams.autoscale.decision import Autoscaler, Bounds
+from streams.autoscale.gpus import GpuSlots
+from streams.autoscale.health import HealthWatch, probe_health
 from streams.autoscale.history import read_history
 from streams.autoscale.procs import WorkerHandle, start_worker
 from streams.autoscale.signals import SignalReader
@@ -27,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 90.0  # a worker finishing a long generation batch needs a while
 CRASH_BACKOFF_MAX_S = 60.0
+UNHEALTHY_KILL_S = 30.0  # SIGTERM to a worker failing /health; SIGKILL if it is still there
+Probe = Callable[[str], Awaitable[bool]]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -44,11 +50,17 @@ def say_line(line: str) -> None:
 
 class Supervisor:
     def __init__(self, settings: Settings, workers: int | None,
-                 say: Callable[[str], None] | None = None) -> None:
-        """`workers`: a fixed count, or None for autoscaling within the settings' bounds."""
+                 say: Callable[[str], None] | None = None, gpus: GpuSlots | None = None,
+                 health: HealthWatch | None = None, probe: Probe = probe_health) -> None:
+        """`workers`: a fixed count, or None for autoscaling within the settings' bounds;
+        `gpus`: the GPU of each slot (then `workers` is gpus.workers)."""
         self.settings = settings
-        self.fixed = workers
+        self.fixed = gpus.workers if gpus is not None else workers
+        self.gpus = gpus
         self.say = say or say_line
+        self.health = health or HealthWatch()
+        self._probe = probe
+        self._unhealthy: dict[str, float] = {}  # worker key -> when it got SIGTERM for it
         self.autoscaler = Autoscaler(
             Bounds(settings.autoscale_min_replicas, settings.autoscale_max_replicas,
                    settings.topic_partitions, settings.autoscale_target_drain_s),
@@ -83,6 +95,7 @@ class Supervisor:
                 if self._stop.is_set():
                     break
                 self._reap()
+                await self._check_health()
                 if reader is not None:
                     await self._autoscale(reader)
         finally:
@@ -127,8 +140,32 @@ class Supervisor:
                  f"lag {lag}: {reason}")
 
     def _start(self, slot: int) -> None:
-        self.workers[slot] = worker = start_worker(self.settings, slot)
+        gpu = self.gpus.gpu_of(slot) if self.gpus is not None else None
+        ports = {w.web_port for w in [*self.workers.values(), *self.retiring]}
+        self.workers[slot] = worker = start_worker(self.settings, slot, gpu, ports)
         self.started.append(worker)
+
+    async def _check_health(self) -> None:
+        """SIGTERM to workers that failed /health `health.failures` polls in a row (the crash
+        path in `_reap` restarts them once they exit); SIGKILL to those that ignore it."""
+        now = time.monotonic()
+        polled = [w for w in self.workers.values() if not w.exited and not w.stopping]
+        answers = await asyncio.gather(*(self._probe(w.health_url) for w in polled))
+        for worker, ok in zip(polled, answers, strict=True):
+            if self.health.unhealthy(worker.key, ok, now - worker.started_at):
+                where = f" (GPU {worker.gpu})" if worker.gpu is not None else ""
+                self.say(f"[up] {self.elapsed():7.1f}s worker {worker.worker_id}{where} failed "
+                         f"/health {self.health.failed_in_a_row(worker.key)} polls in a row; "
+                         "restarting it")
+                worker.terminate()
+                self._unhealthy[worker.key] = now
+        for worker in self.workers.values():
+            asked = self._unhealthy.get(worker.key)
+            if asked is not None and not worker.exited and now - asked > UNHEALTHY_KILL_S:
+                worker.kill()
+        live = {w.key for w in self.workers.values()}
+        self.health.forget_all_but(live)
+        self._unhealthy = {k: v for k, v in self._unhealthy.items() if k in live}
 
     def _reap(self) -> None:
         """Forget drained workers; restart crashed ones (backing off if they keep crashing)."""
@@ -163,7 +200,3 @@ class Supervisor:
         self.workers.clear()
         self.retiring.clear()
         self.say(f"[up] {self.elapsed():7.1f}s stopped {len(everyone)} worker(s)")
-
-
-def _say(line: str) -> None:
-    print(line, flush=True)

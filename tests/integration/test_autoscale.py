@@ -108,7 +108,7 @@ import json, sys, time
 from datetime import timedelta
 from pathlib import Path
 from streams.autoscale.history import read_history
-from streams.capacity import plan_report
+from streams.capacity.report import plan_report
 from streams.config import Settings
 from streams.migrations import migrate
 from streams.sinks.request_log import COLUMN_TYPES, RequestLogRow, to_block
@@ -118,12 +118,13 @@ settings = Settings(data_dir=Path(sys.argv[1]), topic_partitions=4)
 client = connect(settings)
 migrate(client, settings.clickhouse_database)
 now = time.time()
+minute = now // 60 * 60  # each burst inside one calendar minute: the plan groups by minute
 rows = []
-for i in range(120):  # 40 with one worker; 200 s later 80 with two, twice the rate
+for i in range(120):  # 40 with one worker; 2 minutes later 80 with two, twice the rate
     two = i >= 40
     rows.append(RequestLogRow(
         f"r{i}", "gen" if i % 10 == 0 else "emb", "ok", created_at=now - 400 + i,
-        completed_at=now - (100 if two else 300) + (i % 40) * 0.25,
+        completed_at=minute - (120 if two else 240) + 5 + (i % 40) * 0.25,
         worker=f"w{i % 2}" if two else "w0",
         batch_size=4, kafka_wait_ms=110.0, batch_wait_ms=10.0, queue_wait_ms=50.0,
         inference_ms=400.0 if i % 10 == 0 else 20.0, total_ms=250.0))
@@ -133,7 +134,7 @@ client.insert("streamserve.request_log", block.columns, column_names=list(block.
 client.close()
 history = read_history(settings)
 print(json.dumps({"history": [history.cost_s, history.mix, history.requests],
-                  "plan": plan_report(settings, timedelta(hours=1), [1, 2, 4])}))
+                  "plan": plan_report(settings, timedelta(hours=1), [1, 2, 4], 10.0)}))
 """
 
 
@@ -147,6 +148,9 @@ def test_request_log_history_and_plan_on_chdb(tmp_path: Path) -> None:
     assert cost == pytest.approx({"gen": 0.1, "emb": 0.005})  # inference_ms / batch_size
     assert mix == pytest.approx({"gen": 12 / 120, "emb": 108 / 120})
     print("\n" + out["plan"])
-    assert "120 ok requests" in out["plan"]
-    assert "not measured" in out["plan"]  # N=4 never ran
-    assert "x vs 1 worker(s)" in out["plan"]  # N=2 did
+    plan = out["plan"]
+    # 40 requests in 9.75 s with one worker, 80 in two 9.75 s minutes with two: x2 measured
+    assert "source: request log, last 1:00:00" in plan and "emb 90%, gen 10%" in plan
+    assert "N=1 4.1 req/s | N=2 8.2 req/s (x2.00, Karp–Flatt e = 0.000)" in plan
+    assert "therefore not validated" in plan  # two worker counts: an exact fit
+    assert "target 10 req/s: N = 3 worker(s)" in plan  # 3 x 4.1 = 12.3 >= 10 (Amdahl, σ = 0)

@@ -39,10 +39,11 @@ class FakeProcess:
 
 @pytest.fixture
 def supervisor(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Supervisor:
-    def fake_start(settings: Settings, slot: int) -> WorkerHandle:
+    def fake_start(settings: Settings, slot: int, gpu: str | None = None,
+                   taken_ports: Any = ()) -> WorkerHandle:
         process: Any = FakeProcess()
         return WorkerHandle(slot, f"worker-{slot}", "127.0.0.1", 7000 + slot, tmp_path,
-                            process)
+                            process, gpu=gpu)
 
     monkeypatch.setattr(supervisor_module, "start_worker", fake_start)
     lines: list[str] = []
