@@ -9,7 +9,7 @@ PREREQS := PYTHON='$(PYTHON)' VENV='$(VENV)' deploy/prereqs.sh
 .NOTPARALLEL:
 
 .PHONY: install demo test test-unit test-integration lint compose-check bench clean \
-        prereqs-demo prereqs-test prereqs-compose-check
+        prereqs-demo prereqs-test prereqs-compose-check helm-check k8s-manifests
 
 install: $(STAMP)
 
@@ -40,6 +40,12 @@ lint: install
 
 compose-check: prereqs-compose-check  ## validate compose.yaml with docker-compose
 	docker-compose -f compose.yaml config -q
+
+helm-check:                  ## helm lint + helm template | kubeconform -strict + deploy/k8s up to date
+	bash deploy/helm/check.sh
+
+k8s-manifests: helm-check    ## regenerate deploy/k8s from the Helm chart
+	PATH=$(CURDIR)/.cache/tools/bin:$$PATH deploy/helm/render-k8s.sh
 
 bench: prereqs-demo install
 	$(VENV)/bin/streamserve bench --quick
