@@ -20,7 +20,11 @@ SCRIPT = ROOT / "deploy" / "prereqs.sh"
 SCANNED = ("tests", "streams", "models")
 LAUNCHERS = {"run", "Popen", "check_output", "check_call", "call"}
 # Programs whose tests skip without them and that come with their own installer, not apt.
-OPTIONAL = {"helm": "deploy/helm/check.sh installs a pinned helm into .cache/tools"}
+OPTIONAL = {"helm": "deploy/helm/check.sh installs a pinned helm into .cache/tools",
+            # GPU discovery for `up --gpus`: used only where it exists (drivers bring it).
+            "nvidia-smi": "comes with the NVIDIA driver; absent means no GPU to list",
+            # The shell every prerequisite check itself runs in.
+            "bash": "part of every Debian/Ubuntu base system"}
 LOOKUPS = {"which", "require_program"}
 
 
