@@ -18,10 +18,10 @@ from typing import Any
 from models.base import ModelInput
 from models.loading import load_runner
 from models.registry import load_registry
-from streams.client import new_request
-from streams.codec import request_codec
+from streams.client.library import new_request
 from streams.errors import InvalidRequest
-from streams.requests import check_request_size, count_input_tokens, validate_request
+from streams.protocol.requests import check_request_size, count_input_tokens, validate_request
+from streams.wire.codec import request_codec
 from streams.worker.served import ServedModel
 
 

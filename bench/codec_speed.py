@@ -1,5 +1,5 @@
 """Result encoding, fastavro's `schemaless_writer` against the compiled writer the codec uses
-(`streams/avro_writer.py`), side by side on the same records:
+(`streams/wire/avro_writer.py`), side by side on the same records:
 
     .venv/bin/python -m bench.codec_speed
 
@@ -18,8 +18,9 @@ from typing import Any
 from fastavro import schemaless_writer
 
 from models.base import ModelOutput
-from streams.codec import builtin_catalog, result_codec
-from streams.results import RequestHeader, Timings, ok_result
+from streams.protocol.header import RequestHeader
+from streams.protocol.results import Timings, ok_result
+from streams.wire.codec import builtin_catalog, result_codec
 
 REPS, N = 5, 5000
 

@@ -16,10 +16,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.common import say
-from streams.codec import result_codec
-from streams.stack import LocalCluster
-from streams.stack.jars import default_libs_dir
-from streams.topics import TopicSpec, ensure_topics
+from streams.kafka.stack import LocalCluster
+from streams.kafka.stack.jars import default_libs_dir
+from streams.kafka.topics import TopicSpec, ensure_topics
+from streams.wire.codec import result_codec
 
 KAFKA_VERSION = "4.4.0"
 PARTITIONS = 4

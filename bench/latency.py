@@ -27,8 +27,8 @@ from bench.procs import config_for, started, wait_http_ready
 from bench.queue_model import simulate
 from bench.runners import MINILM
 from bench.workloads import embed_texts
-from streams.client import new_request
-from streams.codec import request_codec, result_codec
+from streams.client.library import new_request
+from streams.wire.codec import request_codec, result_codec
 
 MAX_WAIT_MS = 10.0
 WARM_S = 1.0

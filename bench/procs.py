@@ -15,7 +15,7 @@ from typing import Any
 from bench.contenders.config import ContenderConfig
 from bench.kafka_io import Topics
 from bench.runners import DEFAULT_CACHE, ROOT
-from streams.stack.broker import free_port
+from streams.kafka.stack.broker import free_port
 
 
 class ContenderError(RuntimeError):

@@ -53,15 +53,15 @@ def _short(frame: str) -> str:
 
 
 _WRAPPERS = ("runpy", "contenders/", "asyncio/runners.py", "uvloop/__init__.py", "threading.py",
-             "futures/thread.py", "streams/app.py", "worker/run.py")
+             "futures/thread.py", "streams/worker/app.py", "worker/run.py")
 
 
 def _module(frame: str) -> str:
     """The package area a frame's own time is charged to."""
     where = frame.partition(" (")[2]
-    for area in ("streams/codec.py", "streams/worker/", "streams/metrics.py", "streams/",
-                 "models/", "aiokafka/", "prometheus_client/", "fastavro/", "asyncio/",
-                 "uvloop/", "faust/", "mode/"):
+    for area in ("streams/wire/codec.py", "streams/worker/metrics.py", "streams/worker/",
+                 "streams/", "models/", "aiokafka/", "prometheus_client/", "fastavro/",
+                 "asyncio/", "uvloop/", "faust/", "mode/"):
         if area in where:
             return area
     return "other"

@@ -29,7 +29,7 @@ class IdealLatency:
 
 def simulate(rate_per_s: float, batch_ms: Callable[[float], float], max_batch: int,
              max_wait_ms: float, requests: int = 100_000, seed: int = 1) -> IdealLatency:
-    """Greedy micro-batching as `streams.batching.MicroBatcher` does it: when the model is
+    """Greedy micro-batching as `streams.policy.batching.MicroBatcher` does it: when the model is
     free, a batch forms once `max_batch` requests wait or the oldest has waited `max_wait_ms`,
     and takes up to `max_batch` of them in arrival order; one batch computes at a time."""
     rng = random.Random(seed)

@@ -33,7 +33,7 @@ def quix_version() -> str | None:
     and the shared `streams` codec, not torch, so the check stays cheap."""
     if not quix_python().exists():
         return None
-    code = "import quixstreams, streams.codec; print(quixstreams.__version__)"
+    code = "import quixstreams, streams.wire.codec; print(quixstreams.__version__)"
     probe = subprocess.run([str(quix_python()), "-c", code], capture_output=True, text=True,
                            check=False)
     return probe.stdout.strip() or None if probe.returncode == 0 else None

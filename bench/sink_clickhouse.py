@@ -19,13 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from streams.analytics.migrations import migrate
+from streams.analytics.sink.batching import RequestLogSink
+from streams.analytics.sink.clickhouse import ClickHouseInserter
+from streams.analytics.sink.options import SinkOptions
+from streams.analytics.sink.request_log import Block, RequestLogRow
+from streams.analytics.storage import client_factory, connect
 from streams.config import Settings
-from streams.migrations import migrate
-from streams.sinks.clickhouse import RequestLogSink
-from streams.sinks.options import SinkOptions
-from streams.sinks.request_log import Block, RequestLogRow
-from streams.sinks.target import ClickHouseInserter
-from streams.storage import client_factory, connect
 
 
 def make_rows(count: int, run: int) -> list[RequestLogRow]:

@@ -7,8 +7,8 @@ import random
 from collections.abc import Callable, Sequence
 
 from models.base import ChatMessage, GenerationParameters, ModelInput
-from streams.client import new_request
-from streams.codec import request_codec
+from streams.client.library import new_request
+from streams.wire.codec import request_codec
 
 # Common words, each one WordPiece for MiniLM, so 30 of them make a 32-token input with or
 # without the tokenizer at hand (embed_texts checks it when it has one).

@@ -7,32 +7,28 @@
 - `fake_fail` in the spec: "always" fails every batch, "transient:N" raises a transient error on
   the first N batches; `fake_fail_while = <path>` fails every batch while that file exists.
 - `computed_items` counts inputs actually computed (tests assert expired ones never were).
-- `FakeStreamingGenerator`: the same echo, streamed one word per event (a `StreamingGenerator`).
+- `models.fake_streaming.FakeStreamingGenerator`: the same echo, streamed one word per event.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import math
-import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from models.base import TASKS, ModelInput, ModelOutput, Task, TokenEvent
+from models.base import TASKS, ModelInput, ModelOutput, Task
 from models.errors import InvalidModelInput, TransientModelError
 from models.finish import first_stop
 from models.registry import ModelSpec
-from models.stream_wait import collect
-from models.token_stream import RequestTable, StreamRequest, TextStream
 
 RAISE_MARKER = "__raise__"
 HANG_MARKER = "__hang__"
-_FAKE_EOS = -1
+FAKE_EOS = -1
 
 
 class FakeRunner:
@@ -57,7 +53,7 @@ class FakeRunner:
         self.closed = False
 
     def count_tokens(self, item: ModelInput) -> int:
-        return len(_prompt(item).split())
+        return len(prompt_of(item).split())
 
     def run(self, task: Task, batch: Sequence[ModelInput]) -> list[ModelOutput]:
         if task not in self.tasks:
@@ -78,10 +74,10 @@ class FakeRunner:
         self._closed_event.set()  # releases a call blocked on HANG_MARKER
 
     def _maybe_fail(self, batch: Sequence[ModelInput]) -> None:
-        if any(HANG_MARKER in _prompt(item) for item in batch):
+        if any(HANG_MARKER in prompt_of(item) for item in batch):
             self._closed_event.wait()
             raise RuntimeError(f"fake model {self.name}: closed while hung")
-        if any(RAISE_MARKER in _prompt(item) for item in batch):
+        if any(RAISE_MARKER in prompt_of(item) for item in batch):
             raise RuntimeError(f"fake model {self.name}: batch contains {RAISE_MARKER}")
         if self._fail == "always" or (self._fail_while is not None and self._fail_while.exists()):
             raise RuntimeError(f"fake model {self.name}: weights are broken")
@@ -94,7 +90,7 @@ class FakeRunner:
     def _one(self, task: Task, item: ModelInput) -> ModelOutput:
         tokens_in = self.count_tokens(item)
         if task == "embed":
-            vector = fake_embedding(_prompt(item), self._dim)
+            vector = fake_embedding(prompt_of(item), self._dim)
             return ModelOutput(embedding=vector, tokens_in=tokens_in)
         if task == "classify":
             labels = item.labels or self._labels
@@ -105,7 +101,7 @@ class FakeRunner:
 
     def _generate(self, item: ModelInput, tokens_in: int) -> ModelOutput:
         limit = min(item.parameters.max_new_tokens, self.max_new_tokens)
-        words = _prompt(item).split()
+        words = prompt_of(item).split()
         reason = "length" if len(words) > limit else "stop"
         text = " ".join(words[:limit])
         cut = first_stop(text, item.parameters.stop)
@@ -150,103 +146,8 @@ def fake_spec(
     return dataclasses.replace(spec, **overrides)
 
 
-def _prompt(item: ModelInput) -> str:
+def prompt_of(item: ModelInput) -> str:
+    """The text a fake model works on: the prompt, or the chat messages joined."""
     if item.messages:
         return " ".join(m.content for m in item.messages)
     return item.text or ""
-
-
-class FakeStreamingGenerator(FakeRunner):
-    """A `StreamingGenerator` stand-in (kind = "fake", engine = "continuous"): every step, after
-    `token_delay_s` (default: the spec's fake_delay_s), each of the first max_batch_size
-    unfinished requests gets its next prompt word as one event, from the fake's own thread.
-    Honours max_new_tokens, stop strings and cancel like the real engine; a prompt containing
-    `RAISE_MARKER` ends with an error event. embed/classify run as in `FakeRunner`."""
-
-    def __init__(self, spec: ModelSpec, token_delay_s: float | None = None) -> None:
-        super().__init__(spec)
-        self.token_delay_s = spec.fake_delay_s if token_delay_s is None else token_delay_s
-        self._requests = RequestTable()
-        self._plans: dict[str, tuple[int, bool]] = {}  # key -> (prompt words, must fail)
-        self._steps: dict[str, int] = {}  # key -> words produced so far (own thread only)
-        self._keys = itertools.count()
-        self._commands: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name=f"fake-{spec.key}", daemon=True)
-        self._thread.start()
-
-    def submit(self, item: ModelInput, on_event: Callable[[TokenEvent], None]) -> None:
-        if "generate" not in self.tasks or self.closed:
-            raise InvalidModelInput(f"model {self.name} cannot generate now")
-        words = _prompt(item).split()
-        limit = min(item.parameters.max_new_tokens, self.max_new_tokens)
-        stream = TextStream(
-            lambda tokens: " ".join(words[t] for t in tokens),
-            eos_ids=(_FAKE_EOS,),
-            limit=limit,
-            stops=item.parameters.stop,
-        )
-        request = StreamRequest(item.request_id, on_event, stream, self.count_tokens(item))
-        key = f"{item.request_id}#{next(self._keys)}"
-        self._plans[key] = (len(words), RAISE_MARKER in _prompt(item))
-        self._requests.add(key, request)
-
-    def cancel(self, request_id: str) -> None:
-        for key in self._requests.keys_for(request_id):
-            self._commands.put(("cancel", key))
-
-    def active(self) -> int:
-        return len(self._requests)
-
-    def run(self, task: Task, batch: Sequence[ModelInput]) -> list[ModelOutput]:
-        if task != "generate" or task not in self.tasks:
-            return super().run(task, batch)
-        return collect(self.submit, batch)
-
-    def close(self) -> None:
-        self._commands.put(("close", ""))
-        self._thread.join(timeout=10)
-        super().close()
-
-    def _loop(self) -> None:
-        while self._apply_commands():
-            running = self._requests.snapshot()[: self.max_batch_size]
-            time.sleep(self.token_delay_s if running else 0.005)
-            for key, request in running:
-                self._step(key, request)
-        for _key, request in self._requests.take_all():
-            request.fail("model closed")
-
-    def _apply_commands(self) -> bool:
-        while not self._commands.empty():
-            command, key = self._commands.get()
-            if command == "close":
-                return False
-            if self._requests.get(key) is not None:
-                request = self._end(key)
-                request.finish(request.stream.close("cancelled"))
-        return True
-
-    def _step(self, key: str, request: StreamRequest) -> None:
-        words, fails = self._plans[key]
-        steps = self._steps.get(key, 0) + 1
-        if steps == 1:
-            with self._lock:
-                self.computed_items += 1
-        self._steps[key] = steps
-        if fails:
-            self._end(key).fail(f"fake model {self.name}: request contains {RAISE_MARKER}")
-            return
-        # Word i is "token" i; after the last word comes EOS, as a real model stops.
-        tokens = list(range(min(steps, words))) + ([_FAKE_EOS] if steps > words else [])
-        delta = request.stream.update(tokens)
-        if request.stream.finished:
-            self._end(key).finish(delta)
-        else:
-            request.progress(delta)
-
-    def _end(self, key: str) -> StreamRequest:
-        self._steps.pop(key, None)
-        self._plans.pop(key, None)
-        request = self._requests.pop(key)
-        assert request is not None  # only this thread removes requests
-        return request

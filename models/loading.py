@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from models.base import ModelRunner
-from models.fake import FakeRunner, FakeStreamingGenerator
+from models.fake import FakeRunner
+from models.fake_streaming import FakeStreamingGenerator
 from models.registry import ModelSpec
 from models.sources import resolve_source
 

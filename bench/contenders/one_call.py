@@ -6,8 +6,9 @@ from __future__ import annotations
 import time
 
 from models.base import ModelInput, ModelRunner
-from streams.codec import request_codec, result_codec
-from streams.results import RequestHeader, Timings, ok_result
+from streams.protocol.header import RequestHeader
+from streams.protocol.results import Timings, ok_result
+from streams.wire.codec import request_codec, result_codec
 
 
 class OneCallPerMessage:

@@ -11,12 +11,12 @@ import uvloop
 
 from bench.contenders.config import ContenderConfig, ready_then_wait_for_go
 from bench.contenders.warmup import loaded_and_warm, quiet_logging
+from streams.analytics.sink.clickhouse import open_request_log_sink
+from streams.analytics.sink.request_log import RequestLogRow
 from streams.config import Settings
-from streams.health import Health
-from streams.metrics import WorkerMetrics
-from streams.sinks.request_log import RequestLogRow
-from streams.sinks.target import open_request_log_sink
+from streams.worker.health import Health
 from streams.worker.heap import settle_heap
+from streams.worker.metrics import WorkerMetrics
 from streams.worker.options import EngineOptions
 from streams.worker.run import serve
 from streams.worker.served import ServedModel, ServedModels

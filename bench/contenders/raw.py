@@ -25,9 +25,10 @@ from bench.contenders.ours import settings_for
 from bench.contenders.warmup import loaded_and_warm, quiet_logging
 from bench.runners import task_of
 from models.base import ModelInput, ModelRunner
-from streams.codec import RecordCodec, request_codec, result_codec
-from streams.kafka_options import consumer_options, producer_options
-from streams.results import RequestHeader, Timings, ok_result
+from streams.kafka.options import consumer_options, producer_options
+from streams.protocol.header import RequestHeader
+from streams.protocol.results import Timings, ok_result
+from streams.wire.codec import RecordCodec, request_codec, result_codec
 
 MAX_OUTSTANDING = 4
 

@@ -92,8 +92,8 @@ def _tables(d: dict[str, Any]) -> list[str]:
 
 
 def _plan(path: Path) -> list[str]:
-    from streams.capacity.plan import Scaling, scaling_lines
-    from streams.capacity.sources import from_bench
+    from streams.analytics.capacity.plan import Scaling, scaling_lines
+    from streams.analytics.capacity.sources import from_bench
     from streams.errors import ConfigError
 
     try:

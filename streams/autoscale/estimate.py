@@ -1,6 +1,6 @@
 """Per-model cost, traffic mix and per-replica throughput from workers' counters. Pure.
 
-What the worker exports (streams/metrics.py, streams/worker/telemetry.py):
+What the worker exports (streams/worker/metrics.py, streams/worker/telemetry.py):
 - `streamserve_requests_total{model,status}`: one per answered request (any status);
 - `streamserve_inference_seconds{model}` (histogram): observed once per *request* that ran
   (status ok), with its whole batch's compute time — a batch of n that took t adds n·t to `_sum`

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from streams.analytics.migrations import quote_database
 from streams.config import Settings
 from streams.errors import StreamserveError
-from streams.migrations import quote_database
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def read_history(settings: Settings, since_s: int = 3600) -> History | None:
     Embedded chDB is only read when its path already exists (never create an empty store),
     and is closed at once: chDB allows one process per path, and a worker may want it.
     """
-    from streams.storage import connect
+    from streams.analytics.storage import connect
 
     if not settings.clickhouse_url and not settings.chdb_path.exists():
         return None

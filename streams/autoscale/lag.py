@@ -15,7 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.config import Settings
 from streams.errors import StreamserveError
-from streams.kafka_options import security_options
+from streams.kafka.options import security_options
 
 
 @dataclass(frozen=True, slots=True)

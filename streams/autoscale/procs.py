@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from streams.config import Settings
-from streams.stack.broker import free_port
+from streams.kafka.stack.broker import free_port
 
 # Per-process values the supervisor sets itself; the chDB path must not be shared at all
 # (one process per path): each child uses <its data_dir>/chdb.

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.autoscale.estimate import ModelCounters
-from streams.metrics import PREFIX
+from streams.worker.metrics import PREFIX
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from streams.autoscale.history import read_history
 from streams.autoscale.procs import WorkerHandle, start_worker
 from streams.autoscale.signals import SignalReader
 from streams.config import Settings
-from streams.topics import ensure_topics, service_topics
+from streams.kafka.topics import ensure_topics, service_topics
 
 logger = logging.getLogger(__name__)
 

@@ -15,17 +15,17 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from streams.clock import deadline_to_mono, epoch_ms, mono_ms
-from streams.codec import RecordCodec
 from streams.errors import DecodeError, InvalidRequest
-from streams.requests import (
-    RequestHeader,
+from streams.protocol.header import RequestHeader
+from streams.protocol.requests import (
     check_request_size,
     count_input_tokens,
     validate_request,
 )
-from streams.results import expired_result, shed_result
+from streams.protocol.results import expired_result, shed_result
+from streams.wire.codec import RecordCodec
 from streams.worker.jobs import Job, Source
-from streams.worker.lane import Lane, Publish
+from streams.worker.lanes.base import Lane, Publish
 from streams.worker.observer import WorkerObserver
 from streams.worker.rejection import Rejector
 from streams.worker.replies import ReplyTopics

@@ -17,32 +17,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from functools import partial
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from models.base import StreamingGenerator
-from streams.batching import MicroBatcher
-from streams.clock import mono_to_epoch
-from streams.codec import RecordCodec, token_codec
-from streams.errors import InvalidRequest
-from streams.health import Health
-from streams.requests import RequestHeader
-from streams.results import rejected_result
+from streams.policy.batching import MicroBatcher
+from streams.protocol.results import rejected_instead
+from streams.wire.codec import RecordCodec, token_codec
 from streams.worker.admission import Admission
-from streams.worker.emitter import Emitter, Topics
+from streams.worker.answers import Answers
+from streams.worker.emitter import Emitter
 from streams.worker.fetcher import Fetcher
+from streams.worker.health import Health
 from streams.worker.jobs import Job
-from streams.worker.lane import Lane, LaneHooks
+from streams.worker.lanes.base import Lane, LaneHooks
+from streams.worker.lanes.static import StaticLane
+from streams.worker.lanes.streaming import StreamingLane
 from streams.worker.observer import NullObserver, WorkerObserver
 from streams.worker.offsets import OffsetTracker
 from streams.worker.options import EngineOptions
+from streams.worker.outcomes import Topics
 from streams.worker.rebalance import Committer, Rebalancer
 from streams.worker.rejection import Rejector
 from streams.worker.replies import ReplyPolicy, ReplyTopics
 from streams.worker.served import ServedModel, ServedModels
-from streams.worker.static_lane import StaticLane
-from streams.worker.stream_lane import StreamingLane
 from streams.worker.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
@@ -70,14 +69,15 @@ class WorkerEngine:
             self._producer, result_codec, self._tracker,
             Topics(options.results_topic, options.dlq_topic, options.tokens_topic), self._fatal,
             chunk_codec or token_codec(), max_record_bytes=options.max_record_bytes,
-            rejected_for=self._rejected_for, on_refused=self._replies.refused,
-            on_reduced=self.observer.reduced)
-        self._rejector = Rejector(self._emitter, self.observer, options.worker_id)
-        self._hooks = LaneHooks(options.worker_id, self._publish, self._dead_letter,
-                                self._publish_chunk, self.observer, self.health, self.supervisor)
+            rejected_for=partial(rejected_instead, worker_id=options.worker_id),
+            on_refused=self._replies.refused, on_reduced=self.observer.reduced)
+        rejector = Rejector(self._emitter, self.observer, options.worker_id)
+        answers = Answers(self._tracker, self._emitter, rejector, self.observer)
+        self._hooks = LaneHooks(options.worker_id, answers.publish, answers.dead_letter,
+                                answers.publish_chunk, self.observer, self.health, self.supervisor)
         self.lanes: dict[tuple[str, str], Lane] = {m.key: self._new_lane(m) for m in served}
         self._admission = Admission(request_codec, lambda: self.served, self.lanes,
-                                    self._replies, self._rejector, self._publish, self.observer,
+                                    self._replies, rejector, answers.publish, self.observer,
                                     options.worker_id)
         self._fetcher = Fetcher(self._consumer, self._tracker, self._admission, options,
                                 self.observer, self.assigned)
@@ -189,45 +189,6 @@ class WorkerEngine:
         await self._consumer.stop()
         await self._producer.stop()
 
-    # ---- hooks for the lanes and admission --------------------------------------------
-    async def _publish(self, result: dict[str, Any], job: Job, batch_started: float | None,
-                       inference_started: float | None) -> None:
-        source = job.source
-        if not self._tracker.is_current(source.tp, source.generation):
-            self.observer.abandoned(1)  # revoked meanwhile: the new owner answers it
-            return
-
-        def sent(published: dict[str, Any] | None) -> None:
-            self.observer.result_sent(published or result, source, mono_to_epoch(batch_started),
-                                      mono_to_epoch(inference_started), job.item.task,
-                                      job.item.priority)
-
-        await self._emitter.result(result, source, job.reply_topic, on_sent=sent)
-
-    async def _dead_letter(self, result: dict[str, Any], job: Job,
-                           error: BaseException | str) -> None:
-        source = job.source
-        if not self._tracker.is_current(source.tp, source.generation):
-            self.observer.abandoned(1)
-            return
-
-        def sent(published: dict[str, Any] | None) -> None:
-            self.observer.result_sent(published or result, source, None, None, job.item.task,
-                                      job.item.priority)
-
-        await self._rejector.failed(result, source, job.reply_topic, error, sent)
-
-    async def _publish_chunk(self, chunk: dict[str, Any], job: Job) -> asyncio.Future[Any] | None:
-        if not self._tracker.is_current(job.source.tp, job.source.generation):
-            return None  # no chunk of a revoked partition leaves after its hand-over
-        return await self._emitter.chunk(chunk)
-
-    def _rejected_for(self, result: dict[str, Any], code: str, message: str) -> dict[str, Any]:
-        header = _header_of(result)
-        return rejected_result(header, InvalidRequest(code, message),
-                               worker_id=self.options.worker_id,
-                               completed_at_ms=int(result["completed_at"]))
-
     async def _list_topics(self) -> set[str]:
         metadata = await self._producer.client.fetch_all_metadata()
         return set(metadata.topics())
@@ -244,11 +205,3 @@ class WorkerEngine:
         revoked, self.rebalancer.revoked = self.rebalancer.revoked, []
         self.observer.progress(self._tracker.in_flight(), lag, revoked)
 
-
-def _header_of(result: dict[str, Any]) -> RequestHeader:
-    return RequestHeader(request_id=result["request_id"], model=result["model"],
-                         model_version=result.get("model_version"),
-                         created_at_ms=int(result["created_at"]),
-                         received_at_ms=float(result["created_at"])
-                         + float(result["timings"]["kafka_wait_ms"]),
-                         attributes=dict(result.get("attributes") or {}))

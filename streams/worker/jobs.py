@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from aiokafka import TopicPartition
 
-from streams.requests import WorkItem
+from streams.protocol.requests import WorkItem
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.config import Settings
-from streams.kafka_options import consumer_options, producer_options
+from streams.kafka.options import consumer_options, producer_options
 
 SESSION_TIMEOUT_MS = 10_000
 REBALANCE_MARGIN_S = 30.0

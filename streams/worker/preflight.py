@@ -9,9 +9,9 @@ import os
 from pathlib import Path
 from typing import IO
 
-from streams.broker_check import check_broker
 from streams.config import Settings
 from streams.errors import ConfigError
+from streams.kafka.broker_check import check_broker
 
 
 def check_kafka(settings: Settings) -> None:

@@ -21,7 +21,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import OffsetAndMetadata
 
 from streams.worker.emitter import Emitter
-from streams.worker.lane import Lane
+from streams.worker.lanes.base import Lane
 from streams.worker.observer import WorkerObserver
 from streams.worker.offsets import OffsetTracker
 

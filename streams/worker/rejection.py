@@ -13,12 +13,13 @@ from typing import Any
 
 from streams.clock import epoch_ms
 from streams.errors import InvalidRequest
-from streams.requests import RequestHeader
-from streams.results import rejected_result
-from streams.worker.dlq import dead_letter
-from streams.worker.emitter import Emitter, OnSent
+from streams.protocol.dead_letters import dead_letter
+from streams.protocol.header import RequestHeader
+from streams.protocol.results import rejected_result
+from streams.worker.emitter import Emitter
 from streams.worker.jobs import Source
 from streams.worker.observer import WorkerObserver
+from streams.worker.outcomes import OnSent
 
 # (published result or None, source, task) -> request-log/metrics bookkeeping
 Logged = Callable[[dict[str, Any] | None, Source, str], None]

@@ -13,16 +13,16 @@ import uvloop
 from models.openmp import prefer_passive_waiting
 from models.registry import load_registry
 from models.triton_guard import keep_triton_unloaded
-from streams.app import build_app, serve_with_app
-from streams.codec import request_codec, result_codec
+from streams.analytics.sink.batching import RequestLogSink
+from streams.analytics.sink.clickhouse import open_request_log_sink
 from streams.config import Settings
-from streams.health import Health
-from streams.metrics import WorkerMetrics
-from streams.sinks.clickhouse import RequestLogSink
-from streams.sinks.target import open_request_log_sink
-from streams.topics import ensure_topics, service_topics
+from streams.kafka.topics import ensure_topics, service_topics
+from streams.wire.codec import request_codec, result_codec
+from streams.worker.app import build_app, serve_with_app
 from streams.worker.engine import WorkerEngine
+from streams.worker.health import Health
 from streams.worker.heap import settle_heap
+from streams.worker.metrics import WorkerMetrics
 from streams.worker.models_loader import load_served_models, specs_to_serve
 from streams.worker.options import EngineOptions
 from streams.worker.preflight import check_kafka, claim_chdb_path

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from models.base import ModelRunner
 from models.limits import FailurePolicy, RequestLimits
-from streams.requests import ModelLimits, unknown_model
-from streams.routing import VersionRouter
+from streams.policy.routing import VersionRouter
+from streams.protocol.requests import ModelLimits, unknown_model
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class ServedModel:
     runner: ModelRunner
     labels: tuple[str, ...] = ()
     default: bool = True
-    weight: float = 0.0  # canary share of unpinned requests (see streams/routing.py)
+    weight: float = 0.0  # canary share of unpinned requests (see streams/policy/routing.py)
     caps: RequestLimits = field(default_factory=RequestLimits)  # cheap caps, from the registry
     failure: FailurePolicy = field(default_factory=FailurePolicy)  # timeout, retries, breaker
 

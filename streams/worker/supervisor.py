@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from streams.health import Health
+from streams.worker.health import Health
 
 logger = logging.getLogger(__name__)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.metrics import Timings, WorkerMetrics
-from streams.sinks.clickhouse import RequestLogSink
-from streams.sinks.request_log import RequestLogRow
+from streams.analytics.sink.batching import RequestLogSink
+from streams.analytics.sink.request_log import RequestLogRow
 from streams.worker.jobs import Source
+from streams.worker.metrics import Timings, WorkerMetrics
 
 
 class Telemetry:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.stack import LocalCluster
-from streams.stack.jars import default_libs_dir
+from streams.kafka.stack import LocalCluster
+from streams.kafka.stack.jars import default_libs_dir
 
 KAFKA_VERSION = "4.4.0"
 

@@ -21,10 +21,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.client import new_request
-from streams.codec import request_codec, result_codec
+from streams.client.library import new_request
 from streams.config import Settings
-from streams.stack.broker import free_port
+from streams.kafka.stack.broker import free_port
+from streams.wire.codec import request_codec, result_codec
 
 FAKE_REGISTRY = """
 [[models]]
@@ -132,6 +132,20 @@ async def wait_until(predicate: Any, timeout_s: float, what: str) -> float:
     return time.monotonic() - started
 
 
+async def send_requests(settings: Settings, requests: list[dict[str, Any]]) -> None:
+    """Publish `requests` (key = request id) to the requests topic, acknowledged."""
+    codec = request_codec()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for request in requests:
+            await producer.send(settings.requests_topic, codec.encode(request),
+                                key=request["request_id"].encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
 async def seed(settings: Settings, count: int, rate_per_s: float,
                prefix: str = "n") -> list[str]:
     """Publish `count` numbered embed requests at about `rate_per_s`; returns their ids."""
@@ -204,7 +218,7 @@ async def drain(settings: Settings, expected: set[str], timeout_s: float,
 CHDB_HOLDER = """
 import sys
 from pathlib import Path
-from streams.storage import connect_chdb
+from streams.analytics.storage import connect_chdb
 client = connect_chdb(Path(sys.argv[1]))
 print("holding", flush=True)
 sys.stdin.read()  # hold the engine's lock until the test closes our stdin
@@ -214,7 +228,7 @@ client.close()
 CHDB_COUNT = """
 import json, sys
 from pathlib import Path
-from streams.storage import connect_chdb
+from streams.analytics.storage import connect_chdb
 client = connect_chdb(Path(sys.argv[1]))
 raw = client.query("SELECT count() FROM streamserve.request_log").result_rows[0][0]
 rows = client.query("SELECT request_id, count() FROM streamserve.request_log FINAL "

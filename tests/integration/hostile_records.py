@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from streams.client import new_request
-from streams.codec import request_codec, result_codec
+from streams.client.library import new_request
+from streams.wire.codec import request_codec, result_codec
 
 MiB = 1024 * 1024
 

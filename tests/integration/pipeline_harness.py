@@ -12,12 +12,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from models.fake import FakeRunner, fake_spec
-from streams.client import InferenceClient
-from streams.codec import request_codec, result_codec
+from streams.client.library import InferenceClient
 from streams.config import Settings
-from streams.stack import LocalCluster
-from streams.topics import ensure_topics, service_topics
-from streams.worker.dlq import headers_dict
+from streams.kafka.stack import LocalCluster
+from streams.kafka.topics import ensure_topics, service_topics
+from streams.protocol.dead_letters import headers_dict
+from streams.wire.codec import request_codec, result_codec
 from streams.worker.engine import WorkerEngine
 from streams.worker.options import EngineOptions
 from streams.worker.served import ServedModel, ServedModels

@@ -11,13 +11,13 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from streams import analytics
+from streams.analytics.migrations import migrate
+from streams.analytics.plots import plot_latency_percentiles
+from streams.analytics.sink.batching import RequestLogSink
+from streams.analytics.sink.clickhouse import ClickHouseInserter
+from streams.analytics.sink.request_log import RequestLogRow
+from streams.analytics.storage import client_factory, connect
 from streams.config import Settings
-from streams.migrations import migrate
-from streams.plots import plot_latency_percentiles
-from streams.sinks.clickhouse import RequestLogSink
-from streams.sinks.request_log import RequestLogRow
-from streams.sinks.target import ClickHouseInserter
-from streams.storage import client_factory, connect
 
 pytestmark = pytest.mark.integration
 WINDOW = timedelta(minutes=15)

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from streams.autoscale.supervisor import Supervisor
-from streams.stack import LocalCluster
-from streams.topics import ensure_topics, service_topics
+from streams.kafka.stack import LocalCluster
+from streams.kafka.topics import ensure_topics, service_topics
 from tests.integration.fault_harness import ROOT, drain, seed, wait_until, write_registry
 from tests.integration.pipeline_harness import pipeline_settings
 
@@ -108,11 +108,11 @@ import json, sys, time
 from datetime import timedelta
 from pathlib import Path
 from streams.autoscale.history import read_history
-from streams.capacity.report import plan_report
+from streams.analytics.capacity.report import plan_report
 from streams.config import Settings
-from streams.migrations import migrate
-from streams.sinks.request_log import COLUMN_TYPES, RequestLogRow, to_block
-from streams.storage import connect
+from streams.analytics.migrations import migrate
+from streams.analytics.sink.request_log import COLUMN_TYPES, RequestLogRow, to_block
+from streams.analytics.storage import connect
 
 settings = Settings(data_dir=Path(sys.argv[1]), topic_partitions=4)
 client = connect(settings)

@@ -13,16 +13,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
 from models.fake import HANG_MARKER, RAISE_MARKER
 from streams.autoscale.supervisor import Supervisor
-from streams.client import new_request
-from streams.codec import request_codec
+from streams.client.library import new_request
 from streams.config import Settings
-from streams.stack import LocalCluster
-from streams.topics import ensure_topics, service_topics
-from tests.integration.fault_harness import WorkerProcess, drain, wait_until
+from streams.kafka.stack import LocalCluster
+from streams.kafka.topics import ensure_topics, service_topics
+from tests.integration.fault_harness import WorkerProcess, drain, send_requests, wait_until
 
 MODELS = """
 [[models]]
@@ -88,19 +85,6 @@ def settings_for(kafka: LocalCluster, tmp_path: Path, registry: str, **extra: An
                     model_registry=path, request_log=False, **extra)
 
 
-async def send(settings: Settings, requests: list[dict[str, Any]]) -> None:
-    codec = request_codec()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
-    await producer.start()
-    try:
-        for request in requests:
-            await producer.send(settings.requests_topic, codec.encode(request),
-                                key=request["request_id"].encode())
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
 async def test_failing_models_give_every_request_one_final_status(kafka: LocalCluster,
                                                                   tmp_path: Path) -> None:
     broken = tmp_path / "weights-broken"
@@ -116,7 +100,7 @@ async def test_failing_models_give_every_request_one_final_status(kafka: LocalCl
                               f"fine {i}", request_id=f"p{i}") for i in range(8)]
         flaky = [new_request("flaky", "embed", text=f"f {i}", request_id=f"f{i}")
                  for i in range(3)]
-        await send(settings, poison + flaky)
+        await send_requests(settings, poison + flaky)
         early = await drain(settings, {r["request_id"] for r in poison + flaky}, 60)
         assert early.statuses.pop("p3") == "error"
         assert set(early.statuses.values()) == {"ok"}  # 7 poison mates + 3 flaky, all ok
@@ -124,10 +108,10 @@ async def test_failing_models_give_every_request_one_final_status(kafka: LocalCl
 
         backlog = [new_request("broken", "embed", text=f"b {i}", request_id=f"b{i}")
                    for i in range(12)]
-        await send(settings, backlog)
+        await send_requests(settings, backlog)
         await wait_until(lambda: endpoint(worker.web_port, "/ready")[0] == 503, 60,
                          "the breaker to open")
-        status, ready = endpoint(worker.web_port, "/ready")
+        _, ready = endpoint(worker.web_port, "/ready")
         assert "circuit breaker open" in next(iter(ready["holds"].values()))
         assert endpoint(worker.web_port, "/health")[0] == 200  # not ready, but alive
         await asyncio.sleep(2.5)  # probes fail meanwhile; the backlog must not turn into errors
@@ -158,14 +142,14 @@ async def test_a_hung_model_fails_its_batch_and_the_supervisor_restarts_the_work
             supervisor.workers[0].web_port, "/ready")[0] == 200, 90, "the worker")
         first = supervisor.workers[0]
         hung = new_request("stuck", "embed", text=f"x {HANG_MARKER}", request_id="hung")
-        await send(settings, [hung])
+        await send_requests(settings, [hung])
         await wait_until(lambda: endpoint(first.web_port, "/health")[0] == 503, 30,
                          "/health to turn 503")
-        status, body = endpoint(first.web_port, "/health")
+        _, body = endpoint(first.web_port, "/health")
         assert "timeout" in json.dumps(body["faults"])
         after = [new_request("stuck", "embed", text=f"later {i}", request_id=f"l{i}")
                  for i in range(5)]
-        await send(settings, after)  # queued behind the wedged lane: uncommitted
+        await send_requests(settings, after)  # queued behind the wedged lane: uncommitted
         await wait_until(lambda: supervisor.workers and supervisor.workers[0] is not first
                          and endpoint(supervisor.workers[0].web_port, "/ready")[0] == 200,
                          120, "the supervisor to restart the worker")

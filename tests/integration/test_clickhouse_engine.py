@@ -1,4 +1,5 @@
-"""The embedded ClickHouse engine (chDB) through streams.storage: tables, reopen, locks, migrations.
+"""The embedded ClickHouse engine (chDB) through streams.analytics.storage: tables, reopen,
+locks, migrations.
 
 chDB hosts one engine path per process, so every test closes its clients before the next opens.
 """
@@ -12,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from streams.analytics.migrations import MIGRATIONS, migrate
+from streams.analytics.sink.request_log import COLUMNS
+from streams.analytics.storage import connect_chdb
 from streams.errors import StorageError
-from streams.migrations import MIGRATIONS, migrate
-from streams.sinks.request_log import COLUMNS
-from streams.storage import connect_chdb
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -57,7 +58,7 @@ def test_mergetree_rows_survive_close_and_a_new_process(tmp_path: Path) -> None:
         client.close()
 
     done = run_python(
-        "from pathlib import Path; from streams.storage import connect_chdb; "
+        "from pathlib import Path; from streams.analytics.storage import connect_chdb; "
         f"c = connect_chdb(Path({str(path)!r})); "
         "print(c.query('SELECT count(), max(ms) FROM t.events').result_rows[0]); c.close()"
     )
@@ -70,7 +71,8 @@ def test_a_second_process_gets_a_clear_lock_error(tmp_path: Path) -> None:
     client = connect_chdb(path)
     try:
         done = run_python(
-            "import sys; from pathlib import Path; from streams.storage import connect_chdb\n"
+            "import sys; from pathlib import Path\n"
+            "from streams.analytics.storage import connect_chdb\n"
             "from streams.errors import StorageLockedError\n"
             f"try:\n    connect_chdb(Path({str(path)!r}))\n"
             "except StorageLockedError as exc:\n    print(exc); sys.exit(3)\n"

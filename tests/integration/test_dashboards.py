@@ -45,7 +45,7 @@ from typing import Any
 
 import pytest
 
-from streams.stack.broker import free_port
+from streams.kafka.stack.broker import free_port
 from tests.unit.test_dashboards_static import (
     MODELS,
     ROOT,
@@ -314,7 +314,7 @@ EXPECTED_ROWS = 2 * 6 * 20  # models x minutes x requests per minute (see _log_r
 
 
 def _log_rows(now: float) -> list[Any]:
-    from streams.sinks.request_log import RequestLogRow
+    from streams.analytics.sink.request_log import RequestLogRow
 
     rows = []
     for model, task in (("m1", "generate"), ("m2", "embed")):
@@ -340,10 +340,10 @@ def _log_rows(now: float) -> list[Any]:
 
 def run_sql(directory: Path) -> None:
     """Child process: migrate a fresh chDB, insert the rows (and a replay), run every query."""
-    from streams.migrations import migrate
-    from streams.sinks.request_log import to_block
-    from streams.sinks.target import ClickHouseInserter
-    from streams.storage import connect_chdb
+    from streams.analytics.migrations import migrate
+    from streams.analytics.sink.clickhouse import ClickHouseInserter
+    from streams.analytics.sink.request_log import to_block
+    from streams.analytics.storage import connect_chdb
 
     client = connect_chdb(directory / "chdb")
     migrate(client, "streamserve")

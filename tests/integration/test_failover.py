@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.stack import LocalCluster
-from streams.topics import ensure_topics, service_topics
+from streams.kafka.stack import LocalCluster
+from streams.kafka.topics import ensure_topics, service_topics
 from tests.integration.fault_harness import (
     WorkerProcess,
     count_log_rows,

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.stack import LocalCluster
-from streams.stack.broker import free_port
-from streams.stack.jars import default_libs_dir
+from streams.kafka.stack import LocalCluster
+from streams.kafka.stack.broker import free_port
+from streams.kafka.stack.jars import default_libs_dir
 from tests.integration.conftest import KAFKA_VERSION
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ from collections import Counter
 from pathlib import Path
 
 from models.fake import FakeRunner, fake_spec
-from streams.client import new_request
-from streams.stack import LocalCluster
+from streams.client.library import new_request
+from streams.kafka.stack import LocalCluster
 from streams.worker.reload import RegistryReloader
 from streams.worker.served import ServedModel, ServedModels
 from tests.integration.pipeline_harness import client_for, pipeline_settings, running_workers

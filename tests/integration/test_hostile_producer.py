@@ -20,13 +20,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.client import new_request
-from streams.codec import request_codec, result_codec
+from streams.client.library import new_request
 from streams.config import Settings
-from streams.stack import LocalCluster
-from streams.topics import TopicSpec, ensure_topics, service_topics
-from streams.worker.dlq import headers_dict
-from streams.worker.fit import CUT_HEADER
+from streams.kafka.stack import LocalCluster
+from streams.kafka.topics import TopicSpec, ensure_topics, service_topics
+from streams.protocol.dead_letters import headers_dict
+from streams.protocol.fit import CUT_HEADER
+from streams.wire.codec import request_codec, result_codec
 from tests.integration.fault_harness import WorkerProcess, wait_until
 from tests.integration.hostile_records import Case, MiB, good_requests, hostile_cases
 

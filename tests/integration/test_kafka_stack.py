@@ -9,10 +9,10 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.stack import LocalCluster
-from streams.stack.broker import NodeSpec, format_storage, free_port, write_node_files
-from streams.stack.jars import default_libs_dir
-from streams.topics import TopicSpec, describe_topics, ensure_topics
+from streams.kafka.stack import LocalCluster
+from streams.kafka.stack.broker import NodeSpec, format_storage, free_port, write_node_files
+from streams.kafka.stack.jars import default_libs_dir
+from streams.kafka.topics import TopicSpec, describe_topics, ensure_topics
 from tests.integration.conftest import KAFKA_VERSION
 
 

@@ -8,9 +8,9 @@ from collections import Counter
 
 from aiokafka import AIOKafkaProducer
 
-from streams.client import new_request
-from streams.codec import result_codec
-from streams.stack import LocalCluster
+from streams.client.library import new_request
+from streams.kafka.stack import LocalCluster
+from streams.wire.codec import result_codec
 from tests.integration.pipeline_harness import (
     client_for,
     fake_models,

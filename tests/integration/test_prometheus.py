@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from streams.client import new_request
-from streams.metrics import LATENCY_BUCKETS_S
-from streams.stack import LocalCluster
-from streams.stack.broker import free_port
-from streams.topics import ensure_topics, service_topics
+from streams.client.library import new_request
+from streams.kafka.stack import LocalCluster
+from streams.kafka.stack.broker import free_port
+from streams.kafka.topics import ensure_topics, service_topics
+from streams.worker.metrics import LATENCY_BUCKETS_S
 from tests.integration.fault_harness import WorkerProcess, wait_until, write_registry
 from tests.integration.pipeline_harness import client_for, pipeline_settings
 

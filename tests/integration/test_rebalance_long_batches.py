@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
-from streams.client import new_request
-from streams.codec import request_codec, token_codec
+from streams.client.library import new_request
 from streams.config import Settings
-from streams.stack import LocalCluster
-from streams.topics import ensure_topics, service_topics
-from tests.integration.fault_harness import Drained, WorkerProcess, drain, wait_until
+from streams.kafka.stack import LocalCluster
+from streams.kafka.topics import ensure_topics, service_topics
+from streams.wire.codec import token_codec
+from tests.integration.fault_harness import Drained, WorkerProcess, drain, send_requests, wait_until
 
 SESSION_TIMEOUT_S = 10  # streams/worker/options.py
 SLOW = """
@@ -81,19 +81,6 @@ def streams_of(chunks: list[dict[str, Any]]) -> tuple[int, int]:
         else:
             interleaved += 1  # neither the next chunk nor a fresh start: two owners at once
     return restarts, interleaved
-
-
-async def send(settings: Settings, requests: list[dict[str, Any]]) -> None:
-    codec = request_codec()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
-    await producer.start()
-    try:
-        for request in requests:
-            await producer.send(settings.requests_topic, codec.encode(request),
-                                key=request["request_id"].encode())
-        await producer.flush()
-    finally:
-        await producer.stop()
 
 
 async def read_tokens(settings: Settings, ids: set[str], timeout_s: float
@@ -168,7 +155,7 @@ async def join_while_computing(kafka: LocalCluster, tmp_path: Path, registry_tex
             worker.start()
         await wait_until(lambda: all(w.state().get("ready") for w in workers[:2])
                          and sum(len(w.partitions()) for w in workers[:2]) == 6, 240, "two")
-        await send(settings, requests)
+        await send_requests(settings, requests)
         await wait_until(lambda: all(w.metric("streamserve_in_flight_requests") > 0
                                      for w in workers[:2]), 60, "both workers computing")
         await asyncio.sleep(busy_s)  # batches and generations are well under way

@@ -26,17 +26,18 @@ from aiokafka.errors import TopicAuthorizationFailedError
 from aiokafka.protocol.fetch import FetchRequest
 from pydantic import SecretStr
 
-from models.fake import FakeRunner, FakeStreamingGenerator, fake_spec
-from streams.cli import main
-from streams.client import new_request
-from streams.codec import request_codec, result_codec, token_codec
+from models.fake import FakeRunner, fake_spec
+from models.fake_streaming import FakeStreamingGenerator
+from streams.cli.main import main
+from streams.client.library import new_request
 from streams.config import Settings, load_settings
-from streams.kafka_options import security_options
-from streams.stack import LocalCluster
-from streams.stack.acls import grant, reply_topic_of, tenant_acls, worker_acls
-from streams.stack.jars import default_libs_dir
-from streams.stack.security import ScramUser, StackSecurity
-from streams.topics import TopicSpec, ensure_topics, service_topics
+from streams.kafka.options import security_options
+from streams.kafka.stack import LocalCluster
+from streams.kafka.stack.acls import grant, reply_topic_of, tenant_acls, worker_acls
+from streams.kafka.stack.jars import default_libs_dir
+from streams.kafka.stack.security import ScramUser, StackSecurity
+from streams.kafka.topics import TopicSpec, ensure_topics, service_topics
+from streams.wire.codec import request_codec, result_codec, token_codec
 from streams.worker.served import ServedModel, ServedModels
 from tests.integration.conftest import KAFKA_VERSION
 from tests.integration.fault_harness import ROOT, WorkerProcess, wait_until, write_registry

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from streams.analytics.migrations import migrate, quote_database
+from streams.analytics.sink.batching import RequestLogSink
+from streams.analytics.sink.clickhouse import ClickHouseInserter, open_request_log_sink
+from streams.analytics.sink.options import SinkOptions
+from streams.analytics.sink.request_log import RequestLogRow
+from streams.analytics.storage import client_factory, connect
 from streams.config import Settings
-from streams.migrations import migrate, quote_database
-from streams.sinks.clickhouse import RequestLogSink
-from streams.sinks.options import SinkOptions
-from streams.sinks.request_log import RequestLogRow
-from streams.sinks.target import ClickHouseInserter, open_request_log_sink
-from streams.storage import client_factory, connect
 
 pytestmark = pytest.mark.integration
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-from models.fake import FakeStreamingGenerator, fake_spec
-from streams.client import new_request
-from streams.stack import LocalCluster
+from models.fake import fake_spec
+from models.fake_streaming import FakeStreamingGenerator
+from streams.client.library import new_request
+from streams.kafka.stack import LocalCluster
 from streams.worker.served import ServedModel, ServedModels
 from tests.integration.pipeline_harness import (
     client_for,

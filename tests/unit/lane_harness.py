@@ -11,18 +11,20 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from models.base import GenerationParameters, ModelInput, Task
-from models.fake import FakeRunner, FakeStreamingGenerator, fake_spec
+from models.fake import FakeRunner, fake_spec
+from models.fake_streaming import FakeStreamingGenerator
 from models.limits import FailurePolicy
-from streams.batching import MicroBatcher
 from streams.clock import mono_ms
-from streams.health import Health
-from streams.requests import RequestHeader, WorkItem
+from streams.policy.batching import MicroBatcher
+from streams.protocol.header import RequestHeader
+from streams.protocol.requests import WorkItem
+from streams.worker.health import Health
 from streams.worker.jobs import Job, Source
-from streams.worker.lane import LaneHooks
+from streams.worker.lanes.base import LaneHooks
+from streams.worker.lanes.static import StaticLane
+from streams.worker.lanes.streaming import StreamingLane
 from streams.worker.observer import NullObserver
 from streams.worker.served import ServedModel
-from streams.worker.static_lane import StaticLane
-from streams.worker.stream_lane import StreamingLane
 from streams.worker.supervisor import Supervisor
 
 TP0, TP1 = TopicPartition("req", 0), TopicPartition("req", 1)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from streams.config import Settings
-from streams.metrics import Timings, WorkerMetrics
+from streams.worker.metrics import Timings, WorkerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"

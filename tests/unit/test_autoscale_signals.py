@@ -15,7 +15,7 @@ from streams.autoscale.procs import settings_env, worker_env
 from streams.autoscale.scrape import WorkerScrape, parse_scrape
 from streams.autoscale.signals import SignalReader
 from streams.config import Settings
-from streams.metrics import Timings, WorkerMetrics
+from streams.worker.metrics import Timings, WorkerMetrics
 
 
 def batches(model: str, sizes_and_seconds: Sequence[tuple[int, float]]) -> ModelCounters:

@@ -12,9 +12,9 @@ import pytest
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from schemas import load_catalog
-from streams.avro_writer import Unsupported, compile_writer
-from streams.codec import result_codec, token_codec
 from streams.errors import EncodeError
+from streams.wire.avro_writer import Unsupported, compile_writer
+from streams.wire.codec import result_codec, token_codec
 
 SCHEMAS = {f"{entry.subject} v{entry.version}": entry.load() for entry in load_catalog()}
 UNFIT = (TypeError, ValueError, KeyError, AttributeError, OverflowError, struct.error)

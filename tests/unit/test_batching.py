@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from streams.batching import MicroBatcher
+from streams.policy.batching import MicroBatcher
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,8 @@ def test_invalid_configuration_and_tokens() -> None:
 
 def test_pure_core_imports_no_io_frameworks() -> None:
     code = (
-        "import sys, streams.codec, streams.batching, streams.requests, streams.results\n"
+        "import sys, streams.wire.codec, streams.policy.batching, streams.protocol.requests\n"
+        "import streams.protocol.results\n"
         "bad = {'faust', 'aiokafka', 'clickhouse_connect', 'torch'} & set(sys.modules)\n"
         "assert not bad, bad\n"
     )

@@ -61,7 +61,7 @@ def test_options_reach_the_contenders_through_the_environment(
     traits = kafka_io.BROKER
     assert (traits.idempotent, traits.exact_end_offsets) == (False, False)
     from streams.config import Settings
-    from streams.kafka_options import producer_options
+    from streams.kafka.options import producer_options
 
     assert producer_options(Settings())["enable_idempotence"] is False  # what workers get
     assert options.meta(args)["broker"].startswith("tansu")

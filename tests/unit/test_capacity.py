@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.capacity.laws import (
+from streams.analytics.capacity.laws import (
     Point,
     amdahl,
     fit_amdahl,
@@ -21,9 +21,9 @@ from streams.capacity.laws import (
     usl,
     usl_peak,
 )
-from streams.capacity.plan import Scaling, answer, mixed, plan_text, workers_for
-from streams.capacity.report import parse_counts, parse_mix, plan_report
-from streams.capacity.sources import (
+from streams.analytics.capacity.plan import Scaling, answer, mixed, plan_text, workers_for
+from streams.analytics.capacity.report import parse_counts, parse_mix, plan_report
+from streams.analytics.capacity.sources import (
     Measured,
     MinuteLoad,
     bench_points,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli_parser import build_parser
+from streams.cli.parser import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -1,4 +1,5 @@
-"""streams.storage without a server: URL validation, and an unreachable server as a StorageError."""
+"""streams.analytics.storage without a server: URL validation, and an unreachable server as a
+StorageError."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import socket
 
 import pytest
 
+from streams.analytics.migrations import quote_database
+from streams.analytics.storage import connect
 from streams.config import Settings
 from streams.errors import ConfigError, StorageError
-from streams.migrations import quote_database
-from streams.storage import connect
 
 
 @pytest.mark.parametrize("url", ["ftp://host:21", "127.0.0.1:8123", "http://", "http://h:port"])

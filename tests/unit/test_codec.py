@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from schemas import REQUEST_SUBJECT, RESULT_SUBJECT, load_catalog
-from streams.codec import RecordCodec, SchemaCatalog, request_codec, result_codec
 from streams.errors import DecodeError, EncodeError
+from streams.wire.codec import RecordCodec, SchemaCatalog, request_codec, result_codec
 
 
 def full_request(**overrides: Any) -> dict[str, Any]:

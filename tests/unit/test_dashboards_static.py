@@ -22,8 +22,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.metrics import WorkerMetrics
-from streams.sinks.request_log import RequestLogRow
+from streams.analytics.sink.request_log import RequestLogRow
+from streams.worker.metrics import WorkerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = ROOT / "dashboards"

@@ -16,15 +16,16 @@ from aiokafka.errors import (
 )
 
 from models.base import ModelOutput
-from streams.codec import result_codec, token_codec
 from streams.errors import InvalidRequest
-from streams.requests import RequestHeader
-from streams.results import Timings, ok_result, rejected_result
-from streams.worker.dlq import dead_letter, headers_dict
-from streams.worker.emitter import Emitter, Topics
-from streams.worker.fit import CUT_HEADER
+from streams.protocol.dead_letters import dead_letter, headers_dict
+from streams.protocol.fit import CUT_HEADER
+from streams.protocol.header import RequestHeader
+from streams.protocol.results import Timings, ok_result, rejected_result
+from streams.wire.codec import result_codec, token_codec
+from streams.worker.emitter import Emitter
 from streams.worker.jobs import Source
 from streams.worker.offsets import OffsetTracker
+from streams.worker.outcomes import Topics
 from tests.unit.kafka_doubles import FakeProducer
 
 TP = TopicPartition("req", 0)

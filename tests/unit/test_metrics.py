@@ -10,12 +10,13 @@ from aiokafka import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.base import ModelOutput
-from streams.health import Health
-from streams.metrics import Timings, WorkerMetrics
-from streams.results import RequestHeader, expired_result, ok_result
-from streams.results import Timings as ResultTimings
-from streams.sinks.request_log import RequestLogRow
+from streams.analytics.sink.request_log import RequestLogRow
+from streams.protocol.header import RequestHeader
+from streams.protocol.results import Timings as ResultTimings
+from streams.protocol.results import expired_result, ok_result
+from streams.worker.health import Health
 from streams.worker.jobs import Source
+from streams.worker.metrics import Timings, WorkerMetrics
 from streams.worker.telemetry import Telemetry
 
 EXPECTED = {  # family name -> type

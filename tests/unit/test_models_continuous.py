@@ -19,7 +19,8 @@ from models.base import (
     TokenEvent,
 )
 from models.errors import InvalidModelInput, RegistryError
-from models.fake import RAISE_MARKER, FakeStreamingGenerator, fake_spec
+from models.fake import RAISE_MARKER, fake_spec
+from models.fake_streaming import FakeStreamingGenerator
 from models.finish import finish_sequence
 from models.loading import load_runner
 from models.registry import load_registry

@@ -71,18 +71,24 @@ def build_tiny_bert(folder: Path) -> None:
     BertModel(config).save_pretrained(folder)
 
 
-@pytest.fixture(scope="module")
-def runner(tmp_path_factory: pytest.TempPathFactory) -> ModelRunner:
-    root = tmp_path_factory.mktemp("tiny-bert")
+def load_tiny_encoder(root: Path, tasks: str = '["embed", "classify"]', max_batch_size: int = 2,
+                      max_input_tokens: int = 8, extra: str = "") -> ModelRunner:
+    """A tiny random BERT built under `root`, loaded through the real registry and loader."""
     build_tiny_bert(root / "weights")
     registry = root / "registry.toml"
     registry.write_text(
-        f'[[models]]\nname = "enc"\nversion = "1"\ntasks = ["embed", "classify"]\n'
-        f'source = "{root / "weights"}"\nmax_batch_size = 2\nmax_input_tokens = 8\n'
-        'labels = ["red sky", "a dog"]\n',
+        f'[[models]]\nname = "enc"\nversion = "1"\ntasks = {tasks}\n'
+        f'source = "{root / "weights"}"\nmax_batch_size = {max_batch_size}\n'
+        f"max_input_tokens = {max_input_tokens}\n{extra}",
         encoding="utf-8",
     )
     return load_runner(load_registry(registry).get("enc"), root / "cache", torch_threads=1)
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory: pytest.TempPathFactory) -> ModelRunner:
+    return load_tiny_encoder(tmp_path_factory.mktemp("tiny-bert"),
+                             extra='labels = ["red sky", "a dog"]\n')
 
 
 def text(value: str, labels: tuple[str, ...] = ()) -> ModelInput:

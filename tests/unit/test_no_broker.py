@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.stack.broker import free_port
+from streams.kafka.stack.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_REGISTRY = """

@@ -8,10 +8,11 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from streams.codec import result_codec, token_codec
-from streams.worker.emitter import Emitter, Topics
+from streams.wire.codec import result_codec, token_codec
+from streams.worker.emitter import Emitter
 from streams.worker.observer import NullObserver
 from streams.worker.offsets import OffsetTracker
+from streams.worker.outcomes import Topics
 from streams.worker.rebalance import Committer, Rebalancer
 from tests.unit.kafka_doubles import FakeProducer
 from tests.unit.lane_harness import TP0, TP1, job, static_rig, wait_for

@@ -5,9 +5,9 @@ from typing import Any
 import pytest
 
 from models.base import ChatMessage, GenerationParameters, ModelInput, ModelOutput
-from streams.codec import request_codec, result_codec
 from streams.errors import InvalidRequest
-from streams.requests import (
+from streams.protocol.header import RequestHeader
+from streams.protocol.requests import (
     ModelLimits,
     WorkItem,
     count_input_tokens,
@@ -15,14 +15,14 @@ from streams.requests import (
     unknown_model,
     validate_request,
 )
-from streams.results import (
-    RequestHeader,
+from streams.protocol.results import (
     Timings,
     error_result,
     expired_result,
     ok_result,
     rejected_result,
 )
+from streams.wire.codec import request_codec, result_codec
 
 NOW = 1_700_000_000_100.0
 CREATED = int(NOW) - 50

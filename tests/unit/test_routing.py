@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from streams.routing import VersionRouter, unit_interval
+from streams.policy.routing import VersionRouter, unit_interval
 
 
 def test_no_weights_means_the_default_takes_everything() -> None:

@@ -19,7 +19,7 @@ import pytest
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
 from schemas import REQUEST_SUBJECT, RESULT_SUBJECT, CatalogEntry, load_catalog
-from streams.codec import SchemaCatalog
+from streams.wire.codec import SchemaCatalog
 
 
 def by_subject() -> dict[str, list[CatalogEntry]]:

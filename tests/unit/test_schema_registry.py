@@ -11,10 +11,10 @@ from typing import Any, ClassVar
 import pytest
 
 from schemas import REQUEST_SUBJECT, RESULT_SUBJECT, TOKEN_SUBJECT, load_catalog
-from streams.codec import RecordCodec, request_codec
 from streams.config import Settings
 from streams.errors import SchemaRegistryError
-from streams.schema_registry import SchemaRegistryClient, fetch_into, registry_catalog
+from streams.wire.codec import RecordCodec, request_codec
+from streams.wire.schema_registry import SchemaRegistryClient, fetch_into, registry_catalog
 
 
 class FakeRegistry(BaseHTTPRequestHandler):

@@ -14,13 +14,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.cli import main
+from streams.analytics.storage import connect_server
+from streams.cli.main import main
 from streams.config import Settings, load_settings
 from streams.errors import ConfigError, SchemaRegistryError, StorageError
+from streams.kafka.stack.broker import free_port
 from streams.redaction import mask_url, split_url_credentials
-from streams.schema_registry import SchemaRegistryClient
-from streams.stack.broker import free_port
-from streams.storage import connect_server
+from streams.wire.schema_registry import SchemaRegistryClient
 
 SECRET = "Sup3r-Secret-Value"
 

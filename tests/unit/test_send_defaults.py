@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from models.registry import load_registry
-from streams.cli_parser import build_parser
-from streams.client_cli import build_request, default_target
+from streams.cli.parser import build_parser
+from streams.client.commands import build_request, default_target
 from streams.config import Settings
 from streams.errors import ConfigError
 

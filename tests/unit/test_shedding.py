@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.shedding import ServiceTimeEstimate, misses_deadline
+from streams.policy.shedding import ServiceTimeEstimate, misses_deadline
 
 
 def test_no_estimate_before_the_first_batch_means_admit() -> None:

@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from streams.errors import SpoolError, StorageError
-from streams.sinks.clickhouse import RequestLogSink
-from streams.sinks.options import SinkOptions
-from streams.sinks.request_log import (
+from streams.analytics.sink.batching import RequestLogSink
+from streams.analytics.sink.options import SinkOptions
+from streams.analytics.sink.request_log import (
     COLUMN_NAMES,
     Block,
     RequestLogRow,
     block_token,
     to_block,
 )
-from streams.sinks.spool import Spool
+from streams.analytics.sink.spool import Spool
+from streams.errors import SpoolError, StorageError
 
 FAST = SinkOptions(
     block_rows=10, flush_interval_s=0.05, max_attempts=3, backoff_s=0.001, replay_interval_s=0.05

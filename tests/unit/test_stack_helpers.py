@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from streams.errors import PrerequisiteMissing, StackError
-from streams.stack import broker, jars
-from streams.stack.broker import NodeSpec
-from streams.stack.cluster import LocalCluster
+from streams.kafka.stack import broker, jars
+from streams.kafka.stack.broker import NodeSpec
+from streams.kafka.stack.cluster import LocalCluster
 
 
 def _parse(text: str) -> dict[str, str]:

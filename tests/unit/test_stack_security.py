@@ -14,11 +14,11 @@ from pydantic import SecretStr
 
 from streams.config import Settings
 from streams.errors import ConfigError, StackError
-from streams.stack import open_stack, stack_security
-from streams.stack.acls import Operation, Pattern, Resource, tenant_acls, worker_acls
-from streams.stack.broker import NodeSpec, render_server_properties, write_node_files
-from streams.stack.cluster import LocalCluster
-from streams.stack.security import ScramUser, StackSecurity
+from streams.kafka.stack import open_stack, stack_security
+from streams.kafka.stack.acls import Operation, Pattern, Resource, tenant_acls, worker_acls
+from streams.kafka.stack.broker import NodeSpec, render_server_properties, write_node_files
+from streams.kafka.stack.cluster import LocalCluster
+from streams.kafka.stack.security import ScramUser, StackSecurity
 
 ADMIN_PASSWORD = "admin-Pw-0123456789"
 USER_PASSWORD = "tenant pw with spaces \" and \\ quotes"

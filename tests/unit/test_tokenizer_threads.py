@@ -9,21 +9,13 @@ import threading
 import pytest
 
 from models.base import ModelInput, ModelRunner
-from models.loading import load_runner
-from models.registry import load_registry
-from tests.unit.test_models_encoder import build_tiny_bert
+from tests.unit.test_models_encoder import load_tiny_encoder
 
 
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory: pytest.TempPathFactory) -> ModelRunner:
-    root = tmp_path_factory.mktemp("tiny-bert-threads")
-    build_tiny_bert(root / "weights")
-    registry = root / "registry.toml"
-    registry.write_text(
-        f'[[models]]\nname = "enc"\nversion = "1"\ntasks = ["embed"]\n'
-        f'source = "{root / "weights"}"\nmax_batch_size = 4\nmax_input_tokens = 16\n',
-        encoding="utf-8")
-    return load_runner(load_registry(registry).get("enc"), root / "cache", torch_threads=1)
+    return load_tiny_encoder(tmp_path_factory.mktemp("tiny-bert-threads"), tasks='["embed"]',
+                             max_batch_size=4, max_input_tokens=16)
 
 
 def test_counting_on_one_thread_is_exact_while_another_truncates(runner: ModelRunner) -> None:

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from streams.health import Health
-from streams.worker.breaker import CircuitBreaker
-from streams.worker.fit import CUT_HEADER, Outgoing, fit_dead_letter, fit_result, shrink_result
+from streams.policy.breaker import CircuitBreaker
+from streams.protocol.fit import CUT_HEADER, Outgoing, fit_dead_letter, fit_result, shrink_result
+from streams.worker.health import Health
 from streams.worker.supervisor import Supervisor
 
 
