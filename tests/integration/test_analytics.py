@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from streams import analytics
+from streams.analytics import stats as analytics
 from streams.analytics.migrations import migrate
 from streams.analytics.plots import plot_latency_percentiles
 from streams.analytics.sink.batching import RequestLogSink
