@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     schema_registry_url: str | None = None
     schema_registry_username: str | None = None
     schema_registry_password: SecretStr | None = None
+    # Registry subject of each record: `<topic>-value` (what Confluent's clients use by
+    # default), the record's full name, or `<topic>-<full name>`.
+    schema_registry_subject_strategy: Literal[
+        "TopicNameStrategy", "RecordNameStrategy", "TopicRecordNameStrategy"
+    ] = "TopicNameStrategy"
 
     # --- ClickHouse: embedded chDB unless a URL is configured ---
     clickhouse_url: str | None = None  # e.g. http://127.0.0.1:8123

@@ -13,9 +13,10 @@ import base64
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
-from schemas import load_catalog
+from schemas import CatalogEntry, load_catalog
 from streams.config import Settings
 from streams.errors import ConfigError, SchemaRegistryError
 from streams.redaction import split_url_credentials
@@ -51,7 +52,9 @@ class SchemaRegistryClient:
         return f"SchemaRegistryClient({self.url!r})"  # the URL holds no credentials here
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SchemaRegistryClient | None:
+    def from_settings(
+        cls, settings: Settings, timeout_s: float = 10.0
+    ) -> SchemaRegistryClient | None:
         if not settings.schema_registry_url:
             return None
         password = settings.schema_registry_password
@@ -59,11 +62,16 @@ class SchemaRegistryClient:
             settings.schema_registry_url,
             settings.schema_registry_username,
             password.get_secret_value() if password else None,
+            timeout_s,
         )
 
     def get_schema(self, schema_id: int) -> str:
-        """GET /schemas/ids/{id}: the schema's JSON text."""
-        return str(self._call("GET", f"/schemas/ids/{schema_id}")["schema"])
+        """GET /schemas/ids/{id}: the schema's JSON text (an Avro one: no `schemaType` or AVRO)."""
+        answer = self._call("GET", f"/schemas/ids/{schema_id}")
+        kind = answer.get("schemaType", "AVRO")
+        if kind != "AVRO":
+            raise SchemaRegistryError(f"schema id {schema_id} is {kind}, not Avro", retriable=False)
+        return str(answer["schema"])
 
     def register(self, subject: str, schema: dict[str, Any] | str) -> int:
         """POST /subjects/{subject}/versions: the id (existing one if already registered)."""
@@ -90,12 +98,18 @@ class SchemaRegistryClient:
             raise SchemaRegistryError(f"{method} {path}: {exc}", retriable=True) from exc
 
 
-def registry_catalog(client: SchemaRegistryClient) -> SchemaCatalog:
-    """Register every shipped schema version and key the catalogue by the registry's ids."""
+def registry_catalog(
+    client: SchemaRegistryClient, subject_for: Callable[[CatalogEntry], str] | None = None
+) -> SchemaCatalog:
+    """Register every shipped schema version and key the catalogue by the registry's ids.
+
+    `subject_for` names the registry subject of an entry (default: the record's full name);
+    the catalogue's own subjects stay the record names, which is what the codecs look up."""
     catalog = SchemaCatalog()
     for entry in load_catalog():
         schema = entry.load()
-        catalog.add(client.register(entry.subject, schema), schema, entry.subject, entry.version)
+        subject = entry.subject if subject_for is None else subject_for(entry)
+        catalog.add(client.register(subject, schema), schema, entry.subject, entry.version)
     return catalog
 
 

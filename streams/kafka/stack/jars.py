@@ -6,6 +6,7 @@ import logging
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from streams.errors import PrerequisiteMissing, StackError
@@ -40,27 +41,37 @@ def is_resolved(libs_dir: Path, kafka_version: str) -> bool:
 
 def resolve_kafka_jars(libs_dir: Path, kafka_version: str, pom: Path = DEFAULT_POM) -> Path:
     """Copy the pinned broker runtime into `libs_dir` unless it is already there."""
-    if is_resolved(libs_dir, kafka_version):
-        return libs_dir
+    return fill_with_maven(
+        libs_dir, pom,
+        lambda partial: ["dependency:copy-dependencies", f"-DoutputDirectory={partial}",
+                         f"-Dkafka.version={kafka_version}"],
+        lambda directory: is_resolved(directory, kafka_version),
+        f"the Apache Kafka {kafka_version} jars", pom_hint="; set STREAMSERVE_KAFKA_POM")
+
+
+def fill_with_maven(target: Path, pom: Path, goal_arguments: Callable[[Path], Sequence[str]],
+                    is_complete: Callable[[Path], bool], what: str, pom_hint: str = "") -> Path:
+    """Run `mvn -f pom <goal_arguments(partial)>` unless `target` is complete already.
+
+    Maven writes into `<target>.partial`, renamed to `target` only once `is_complete`, so an
+    interrupted download never looks like a complete cache. `what` names the content."""
+    if is_complete(target):
+        return target
     if not pom.is_file():
-        raise StackError(f"Kafka pom not found at {pom}; set STREAMSERVE_KAFKA_POM")
+        raise StackError(f"the pom for {what} is not at {pom}{pom_hint}")
     mvn = require_program("mvn")
-    partial = libs_dir.with_name(libs_dir.name + ".partial")
+    partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    print(f"resolving Apache Kafka {kafka_version} jars with Maven into {libs_dir} ...",
-          file=sys.stderr, flush=True)  # a progress line: the first resolve takes a while
-    command = [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-               f"-DoutputDirectory={partial}", f"-Dkafka.version={kafka_version}"]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    print(f"fetching {what} with Maven into {target} ...",
+          file=sys.stderr, flush=True)  # a progress line: the first fetch takes a while
+    done = subprocess.run([mvn, "-q", "-B", "-f", str(pom), *goal_arguments(partial)],
+                          capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-20:])
-        raise StackError(
-            f"Maven could not resolve the Kafka jars (exit {done.returncode}):\n{tail}")
-    if not is_resolved(partial, kafka_version):
-        raise StackError(
-            f"Maven finished but {partial} holds no {_MARKER_PREFIX}{kafka_version}.jar")
-    # Rename last so an interrupted download never looks like a complete cache.
-    shutil.rmtree(libs_dir, ignore_errors=True)
-    libs_dir.parent.mkdir(parents=True, exist_ok=True)
-    partial.rename(libs_dir)
-    return libs_dir
+        raise StackError(f"Maven could not fetch {what} (exit {done.returncode}):\n{tail}")
+    if not is_complete(partial):
+        raise StackError(f"Maven finished but {partial} does not hold {what}")
+    shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial.rename(target)
+    return target
