@@ -23,6 +23,7 @@ from streams.kafka.broker_check import start_or_explain
 from streams.kafka.options import producer_options, security_options
 from streams.protocol.chunks import closing_chunk_of
 from streams.wire.codec import RecordCodec, request_codec, result_codec, token_codec
+from streams.wire.registry_catalog import RegistrySchemas, open_codecs
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class InferenceClient:
         self._recent: OrderedDict[str, asyncio.Future[dict[str, Any]]] = OrderedDict()
         self.duplicates = 0
         self._reader: asyncio.Task[None] | None = None
+        self._schemas: RegistrySchemas | None = None
 
     async def __aenter__(self) -> InferenceClient:
         await self.start()
@@ -80,6 +82,8 @@ class InferenceClient:
         await self.stop()
 
     async def start(self) -> None:
+        codecs, self._schemas = await open_codecs(self._settings)
+        self._requests, self._results, self._chunks = codecs.request, codecs.result, codecs.token
         bootstrap = self._settings.kafka_bootstrap_servers
         await start_or_explain(self._producer, bootstrap, self._close_clients)
         await start_or_explain(self._consumer, bootstrap, self._close_clients)
@@ -197,10 +201,13 @@ class InferenceClient:
             batch = await self._consumer.getmany(timeout_ms=500)
             for tp, records in batch.items():
                 for record in records:
+                    payload = record.value or b""
+                    if self._schemas is not None and (learning := self._schemas.pending(payload)):
+                        await learning  # a writer id the registry knows and we do not yet
                     if tp.topic == tokens_topic:
-                        self._on_chunk(record.value)
+                        self._on_chunk(payload)
                     else:
-                        self._resolve(record.value)
+                        self._resolve(payload)
 
     def _on_chunk(self, payload: bytes | None) -> None:
         try:

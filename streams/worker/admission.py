@@ -24,6 +24,7 @@ from streams.protocol.requests import (
 )
 from streams.protocol.results import expired_result, shed_result
 from streams.wire.codec import RecordCodec
+from streams.wire.registry_catalog import RegistrySchemas
 from streams.worker.jobs import Job, Source
 from streams.worker.lanes.base import Lane, Publish
 from streams.worker.observer import WorkerObserver
@@ -38,7 +39,7 @@ class Admission:
     def __init__(self, codec: RecordCodec, served: Callable[[], ServedModels],
                  lanes: Mapping[tuple[str, str], Lane], replies: ReplyTopics,
                  rejector: Rejector, publish: Publish, observer: WorkerObserver,
-                 worker_id: str) -> None:
+                 worker_id: str, schemas: RegistrySchemas | None = None) -> None:
         self._codec = codec
         self._served = served
         self._lanes = lanes
@@ -47,6 +48,7 @@ class Admission:
         self._publish = publish
         self._observer = observer
         self._worker_id = worker_id
+        self._schemas = schemas  # learns writer ids the registry knows and we do not yet
 
     async def admit(self, source: Source, size: int) -> None:
         """Give the record at `source` its way to an outcome; never raises (but cancellation)."""
@@ -57,7 +59,10 @@ class Admission:
             if size > served.max_request_bytes():
                 raise InvalidRequest("request_too_large", f"request is {size} bytes; no served "
                                      f"model takes more than {served.max_request_bytes()}")
-            decoded = self._codec.decode(source.value or b"")
+            value = source.value or b""
+            if self._schemas is not None and (learning := self._schemas.pending(value)):
+                await learning  # a producer's newer schema: fetched off the loop, then cached
+            decoded = self._codec.decode(value)
             header = RequestHeader.of(decoded, source.consumed_at_ms)
             task = str(decoded.get("task") or "")[:32]
             await self._route(decoded, header, source, size, served)

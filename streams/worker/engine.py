@@ -25,6 +25,7 @@ from models.base import StreamingGenerator
 from streams.policy.batching import MicroBatcher
 from streams.protocol.results import rejected_instead
 from streams.wire.codec import RecordCodec, token_codec
+from streams.wire.registry_catalog import RegistrySchemas
 from streams.worker.admission import Admission
 from streams.worker.answers import Answers
 from streams.worker.emitter import Emitter
@@ -51,7 +52,8 @@ class WorkerEngine:
     def __init__(self, options: EngineOptions, served: ServedModels,
                  request_codec: RecordCodec, result_codec: RecordCodec,
                  observer: WorkerObserver | None = None,
-                 chunk_codec: RecordCodec | None = None, health: Health | None = None) -> None:
+                 chunk_codec: RecordCodec | None = None, health: Health | None = None,
+                 schemas: RegistrySchemas | None = None) -> None:
         self.options = options
         self.served = served
         self.observer: WorkerObserver = observer or NullObserver()
@@ -78,7 +80,7 @@ class WorkerEngine:
         self.lanes: dict[tuple[str, str], Lane] = {m.key: self._new_lane(m) for m in served}
         self._admission = Admission(request_codec, lambda: self.served, self.lanes,
                                     self._replies, rejector, answers.publish, self.observer,
-                                    options.worker_id)
+                                    options.worker_id, schemas)
         self._fetcher = Fetcher(self._consumer, self._tracker, self._admission, options,
                                 self.observer, self.assigned)
         self._committer = Committer(self._consumer, self._tracker, self.assigned)

@@ -17,7 +17,7 @@ from streams.analytics.sink.batching import RequestLogSink
 from streams.analytics.sink.clickhouse import open_request_log_sink
 from streams.config import Settings
 from streams.kafka.topics import ensure_topics, service_topics
-from streams.wire.codec import request_codec, result_codec
+from streams.wire.registry_catalog import open_codecs
 from streams.worker.app import build_app, serve_with_app
 from streams.worker.engine import WorkerEngine
 from streams.worker.health import Health
@@ -42,8 +42,10 @@ async def serve(settings: Settings, options: EngineOptions, served: ServedModels
     """Run one worker until SIGTERM/SIGINT, then drain gracefully."""
     await ensure_topics(settings, service_topics(settings))
     health = telemetry.metrics.health
-    engine = WorkerEngine(options, served, request_codec(), result_codec(), telemetry,
-                          health=health)
+    # The registry's ids when a schema registry is configured, else the built-in catalogue.
+    codecs, schemas = await open_codecs(settings)
+    engine = WorkerEngine(options, served, codecs.request, codecs.result, telemetry,
+                          chunk_codec=codecs.token, health=health, schemas=schemas)
     telemetry.serving(served.names())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -46,13 +46,14 @@ def _request_schema() -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def registry_worker(settings: Settings, codecs: RegistryCodecs) -> AsyncIterator[None]:
+async def registry_worker(settings: Settings, codecs: RegistryCodecs,
+                          schemas: RegistrySchemas | None = None) -> AsyncIterator[None]:
     """One real WorkerEngine (fake models) writing with the registry's ids."""
     await ensure_topics(settings, service_topics(settings))
     options = EngineOptions.from_settings(settings.model_copy(
         update={"worker_id": f"registry-{uuid.uuid4().hex[:6]}"}))
     engine = WorkerEngine(options, fake_models(), codecs.request, codecs.result,
-                          chunk_codec=codecs.token)
+                          chunk_codec=codecs.token, schemas=schemas)
     task = asyncio.create_task(engine.run())
     try:
         async with asyncio.timeout(60):
@@ -158,6 +159,42 @@ async def test_newer_request_schema_is_learned_once_and_decoded(
     breaking = {**newer, "fields": [*newer["fields"], {"name": "must", "type": "string"}]}
     with pytest.raises(ConfluentRegistryError, match="HTTP status code 409"):
         AvroSerializer(confluent, json.dumps(breaking))({**record, "must": "x"}, context)
+
+
+async def test_a_worker_answers_requests_of_a_newer_producer_schema(
+        kafka: LocalCluster, schema_registry: RegistryServer) -> None:
+    """The admission path learns the newer writer id from the registry (off the event loop)
+    and answers; without the registry's catalogue they would be dead-lettered."""
+    settings = pipeline_settings(kafka, schema_registry_url=schema_registry.url)
+    codecs, schemas = await open_codecs(settings)
+    assert schemas is not None
+    newer = _request_schema()
+    newer["fields"] = [*newer["fields"],
+                       {"name": "tenant", "type": ["null", "string"], "default": None}]
+    records = [{**new_request("encoder", "embed", text=f"v2 doc {i}", request_id=f"v2-{i}"),
+                "tenant": "acme"} for i in range(4)]
+
+    def produce_newer() -> list[bytes]:
+        serializer = AvroSerializer(ConfluentRegistry({"url": schema_registry.url}),
+                                    json.dumps(newer))
+        context = SerializationContext(settings.requests_topic, MessageField.VALUE)
+        producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers})
+        payloads = []
+        for record in records:
+            payloads.append(serializer(record, context))
+            producer.produce(settings.requests_topic, key=record["request_id"],
+                             value=payloads[-1])
+        assert producer.flush(30) == 0
+        return payloads
+
+    async with registry_worker(settings, codecs, schemas):
+        payloads = await asyncio.to_thread(produce_newer)
+        results = await asyncio.to_thread(_confluent_consume, settings, schema_registry.url,
+                                          len(records))
+    assert {p[1:5] for p in payloads} != {codecs.request.schema_id.to_bytes(4, "big")}
+    assert sorted(r["request_id"] for _, r in results) == [f"v2-{i}" for i in range(4)]
+    assert {r["status"] for _, r in results} == {"ok"}
+    assert schemas.fetches == 1  # four records of the newer schema, one registry call
 
 
 async def test_made_up_id_is_refused_and_remembered(schema_registry: RegistryServer) -> None:

