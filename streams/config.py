@@ -101,6 +101,17 @@ class Settings(BaseSettings):
     # Group rebalance timeout; default: the longest batch timeout of the served models + 30 s.
     rebalance_timeout_ms: int | None = Field(default=None, ge=10_000)
 
+    # --- delivery (docs/guarantees.md) ---
+    # exactly_once: results and dead letters of each input partition are committed together
+    # with its offset in one Kafka transaction, every `commit_interval_ms`; read_committed
+    # readers see each answer once. at_least_once: answers as soon as they are ready, offsets
+    # committed after, duplicates possible after a failure.
+    delivery: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    commit_interval_ms: int = Field(default=100, ge=10, le=60_000)
+    # Far above the commit interval: a transaction carries finished work only, never spans a
+    # model call, so it stays open for one produce + commit round trip.
+    transaction_timeout_ms: int = Field(default=60_000, ge=1_000)
+
     # --- worker process ---
     worker_id: str | None = None  # stable name -> static group membership (see below)
     # Static membership (group.instance.id = worker_id): a quick restart under the same id

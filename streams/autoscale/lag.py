@@ -15,7 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.config import Settings
 from streams.errors import StreamserveError
-from streams.kafka.options import security_options
+from streams.kafka.options import reader_options, security_options
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +39,7 @@ class LagReader:
         self._topic = settings.requests_topic
         self._group = settings.consumer_group
         self._admin = AIOKafkaAdminClient(**security_options(settings))
-        self._offsets = AIOKafkaConsumer(**security_options(settings), group_id=None,
+        self._offsets = AIOKafkaConsumer(**reader_options(settings), group_id=None,
                                          enable_auto_commit=False)
         self._partitions: list[TopicPartition] = []
 

@@ -15,7 +15,7 @@ from streams.client.library import InferenceClient, new_request
 from streams.config import Settings
 from streams.errors import ConfigError, DecodeError
 from streams.kafka.broker_check import start_or_explain
-from streams.kafka.options import security_options
+from streams.kafka.options import reader_options
 from streams.wire.codec import result_codec
 
 
@@ -112,7 +112,7 @@ async def tail_results(settings: Settings, limit: int, from_beginning: bool = Fa
     codec = result_codec()
     consumer = AIOKafkaConsumer(settings.results_topic, group_id=None,
                                 auto_offset_reset="earliest" if from_beginning else "latest",
-                                **security_options(settings))
+                                **reader_options(settings))
     await start_or_explain(consumer, settings.kafka_bootstrap_servers, consumer.stop)
     seen = 0
     try:

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from streams.config import Settings
 from streams.errors import DecodeError, StreamserveError
 from streams.kafka.broker_check import start_or_explain
-from streams.kafka.options import producer_options, security_options
+from streams.kafka.options import producer_options, reader_options
 from streams.protocol.chunks import closing_chunk_of
 from streams.wire.codec import RecordCodec, request_codec, result_codec, token_codec
 from streams.wire.registry_catalog import RegistrySchemas, open_codecs
@@ -63,7 +63,7 @@ class InferenceClient:
         self._requests: RecordCodec = request_codec()
         self._results: RecordCodec = result_codec()
         self._producer = AIOKafkaProducer(**producer_options(settings))
-        self._consumer = AIOKafkaConsumer(**{**security_options(settings), "group_id": None,
+        self._consumer = AIOKafkaConsumer(**{**reader_options(settings), "group_id": None,
                                              "enable_auto_commit": False})
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._chunks = token_codec()

@@ -58,8 +58,23 @@ def producer_options(settings: Settings) -> dict[str, Any]:
 
 def consumer_options(settings: Settings, group_id: str | None) -> dict[str, Any]:
     """Manual commits only: offsets move after the work they cover is acknowledged."""
-    return {**security_options(settings), "group_id": group_id, "enable_auto_commit": False,
+    return {**reader_options(settings), "group_id": group_id, "enable_auto_commit": False,
             "auto_offset_reset": "earliest"}
+
+
+def reader_options(settings: Settings) -> dict[str, Any]:
+    """What every consumer the project ships reads with: under exactly-once delivery only
+    committed transactions (results of an aborted or fenced transaction stay invisible)."""
+    isolation = "read_committed" if settings.delivery == "exactly_once" else "read_uncommitted"
+    return {**security_options(settings), "isolation_level": isolation}
+
+
+def transactional_producer_options(settings: Settings, transactional_id: str) -> dict[str, Any]:
+    """A producer whose records become visible only with its transaction's commit. Its
+    `start()` (InitProducerId) fences any earlier producer of the same id: a zombie owner."""
+    return {**producer_options(settings), "enable_idempotence": True,
+            "transactional_id": transactional_id,
+            "transaction_timeout_ms": settings.transaction_timeout_ms}
 
 
 async def check_login(settings: Settings, timeout_s: float = 10.0) -> None:

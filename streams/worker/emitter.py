@@ -32,6 +32,7 @@ from streams.worker.jobs import Source
 from streams.worker.offsets import OffsetTracker
 from streams.worker.outcomes import OnSent, Outcome, RejectedFor, Topics
 from streams.worker.repair import Repairer
+from streams.worker.transactions import PartitionTransactions
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,17 @@ class Emitter:
         self._unacked: set[asyncio.Future[Any]] = set()
         self._repairs = Repairer(self._send, self._result_record, topics, max_record_bytes,
                                  rejected_for, self._finished, on_fatal, on_refused, on_reduced)
+        self._transactions: PartitionTransactions | None = None
         self.chunk_failures = 0
+
+    @property
+    def repairer(self) -> Repairer:
+        return self._repairs
+
+    def use_transactions(self, transactions: PartitionTransactions) -> None:
+        """Exactly-once: answers are held for their partition's next transaction instead of
+        being sent at once (token chunks still go at once, outside transactions)."""
+        self._transactions = transactions
 
     # ---- what the worker publishes ----------------------------------------------------
     async def result(self, result: dict[str, Any], source: Source,
@@ -109,6 +120,12 @@ class Emitter:
                         cut_note(cuts or []))
 
     async def _emit(self, outcome: Outcome) -> None:
+        if self._transactions is not None:
+            self._transactions.hold(outcome)
+            # Answered: the commit position may pass it, its records go in the same transaction.
+            self._tracker.finished(outcome.source.tp, outcome.source.generation,
+                                   outcome.source.offset)
+            return
         sent: list[asyncio.Future[Any] | BaseException] = []
         for record in outcome.records:
             sent.append(await self._send(record))

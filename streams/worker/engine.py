@@ -44,6 +44,7 @@ from streams.worker.rejection import Rejector
 from streams.worker.replies import ReplyPolicy, ReplyTopics
 from streams.worker.served import ServedModel, ServedModels
 from streams.worker.supervisor import Supervisor
+from streams.worker.transactions import PartitionTransactions
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,9 @@ class WorkerEngine:
                                      self._committer, self.observer, options.worker_id,
                                      options.revoke_ack_timeout_s,
                                      self._fetcher.resumed_by_rebalance)
+        self.transactions: PartitionTransactions | None = None
+        if options.exactly_once:
+            self._use_transactions()
         self._stopping = asyncio.Event()
         self._failure: BaseException | None = None
 
@@ -99,8 +103,9 @@ class WorkerEngine:
         await self._consumer.start()
         for lane in self.lanes.values():
             lane.start()
+        commit = self.transactions.commit_all if self.transactions is not None else None
         self.supervisor.spawn("committer", lambda: self._committer.run(
-            self.options.commit_interval_ms, self._report_progress))
+            self.options.commit_interval_ms, self._report_progress, commit))
         try:
             await self._fetcher.run(self._stopping)
         except Exception as exc:
@@ -184,12 +189,34 @@ class WorkerEngine:
             logger.warning("acknowledgements still pending at shutdown; left uncommitted")
         if self._failure is None:
             try:
-                await self._committer.commit()
+                if self.transactions is not None:
+                    await self.transactions.commit_all()
+                else:
+                    await self._committer.commit()
             except Exception as exc:  # noqa: BLE001 - the next owner redoes uncommitted work
                 logger.warning("final commit failed: %r", exc)
+        if self.transactions is not None:
+            await self.transactions.close()
         await self.supervisor.stop_all()
         await self._consumer.stop()
         await self._producer.stop()
+
+    def _use_transactions(self) -> None:
+        """Exactly-once: per-partition transactional producers commit answers and offsets."""
+        kwargs = self.options.transactional_kwargs
+
+        def producer_for(transactional_id: str) -> AIOKafkaProducer:
+            return AIOKafkaProducer(**{**kwargs, "transactional_id": transactional_id})
+
+        async def rewind(tp: TopicPartition) -> None:
+            await self._consumer.seek_to_committed(tp)
+
+        self.transactions = PartitionTransactions(
+            self.options, self._tracker, self.assigned, self._emitter.repairer, self.observer,
+            producer_for, self.rebalancer.release, rewind)
+        self._emitter.use_transactions(self.transactions)
+        self.rebalancer.transactions = self.transactions
+        self._fetcher.suspended = self.transactions.suspended
 
     async def _list_topics(self) -> set[str]:
         metadata = await self._producer.client.fetch_all_metadata()

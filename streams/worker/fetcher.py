@@ -37,6 +37,8 @@ class Fetcher:
         self._observer = observer
         self._assigned = assigned  # the engine's live set (the rebalance listener updates it)
         self.paused_for: str | None = None
+        self.suspended: set[TopicPartition] = set()  # set by exactly-once delivery when fenced
+        self._paused_suspended: set[TopicPartition] = set()
         self.consumed = 0
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -62,14 +64,21 @@ class Fetcher:
         self.paused_for = None
 
     def hold_back(self) -> None:
-        """Pause every partition while memory is full or a sink asks; resume after."""
+        """Pause every partition while memory is full or a sink asks; resume after. Suspended
+        partitions (fenced, waiting for their revocation) stay paused."""
         reason = self._full() or self._observer.backpressure()
         if reason and self.paused_for is None:
             self._consumer.pause(*self._assigned)
             logger.info("fetching paused: %s", reason)
         elif reason is None and self.paused_for is not None:
-            self._consumer.resume(*self._assigned)
+            self._consumer.resume(*(self._assigned - self.suspended))
         self.paused_for = reason
+        if self.suspended != self._paused_suspended:
+            self._consumer.pause(*(self.suspended & self._assigned))
+            if reason is None:
+                self._consumer.resume(*((self._paused_suspended - self.suspended)
+                                        & self._assigned))
+            self._paused_suspended = set(self.suspended)
 
     def _full(self) -> str | None:
         options, tracker = self._options, self._tracker

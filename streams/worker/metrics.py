@@ -129,6 +129,12 @@ class WorkerMetrics:
         self.handover = Histogram(PREFIX + "handover_seconds",
                                   "Time spent handing partitions over in a rebalance",
                                   buckets=LATENCY_BUCKETS_S, registry=reg)
+        self.transactions = Counter(PREFIX + "transactions_total",
+                                    "Exactly-once transactions by outcome (committed, aborted, "
+                                    "fenced)", ["outcome"], registry=reg)
+        self.holdback = Histogram(PREFIX + "holdback_seconds",
+                                  "Exactly-once: a finished answer waiting for its commit",
+                                  buckets=LATENCY_BUCKETS_S, registry=reg)
         self.abandoned_total = Counter(PREFIX + "abandoned_results_total",
                                        "Results of revoked partitions dropped (redone by their "
                                        "new owner)", registry=reg)
@@ -189,6 +195,9 @@ class WorkerMetrics:
     def set_breaker(self, model: str, is_open: bool) -> None:
         self.breaker_open.labels(self.model_label(model)).set(1 if is_open else 0)
 
+    def transaction(self, outcome: str, answers: int) -> None:
+        self.transactions.labels(outcome).inc()
+
     def abandoned(self, count: int) -> None:
         self.abandoned_total.inc(count)
 
@@ -226,18 +235,10 @@ class _SinkCollector:
 
     def collect(self) -> Iterator[Metric]:
         sink = self._metrics._sink
-        yield GaugeMetricFamily(
-            PREFIX + "sink_spool_rows",
-            "Request-log rows in the local spool",
-            value=sink.spool_depth if sink else 0,
-        )
-        yield CounterMetricFamily(
-            PREFIX + "sink_insert_errors_total",
-            "Failed ClickHouse inserts",
-            value=sink.insert_errors if sink else 0,
-        )
-        yield CounterMetricFamily(
-            PREFIX + "sink_rows_written_total",
-            "Request-log rows ClickHouse accepted",
-            value=sink.rows_written if sink else 0,
-        )
+        yield GaugeMetricFamily(PREFIX + "sink_spool_rows", "Request-log rows in the local spool",
+                                value=sink.spool_depth if sink else 0)
+        yield CounterMetricFamily(PREFIX + "sink_insert_errors_total", "Failed ClickHouse inserts",
+                                  value=sink.insert_errors if sink else 0)
+        yield CounterMetricFamily(PREFIX + "sink_rows_written_total",
+                                  "Request-log rows ClickHouse accepted",
+                                  value=sink.rows_written if sink else 0)

@@ -51,6 +51,13 @@ class WorkerObserver(Protocol):
     def handed_over(self, seconds: float) -> None:
         """A revocation finished after `seconds` in on_partitions_revoked."""
 
+    def transaction(self, outcome: str, answers: int) -> None:
+        """Exactly-once: a partition's transaction 'committed' (with `answers`), 'aborted' or
+        'fenced'."""
+
+    def held_back(self, seconds: float) -> None:
+        """Exactly-once: how long a finished answer waited for its transaction's commit."""
+
     def task_restarted(self, task: str) -> None:
         """A supervised task crashed and was restarted."""
 
@@ -96,6 +103,12 @@ class NullObserver:
         pass
 
     def handed_over(self, seconds: float) -> None:
+        pass
+
+    def transaction(self, outcome: str, answers: int) -> None:
+        pass
+
+    def held_back(self, seconds: float) -> None:
         pass
 
     def task_restarted(self, task: str) -> None:

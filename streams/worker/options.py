@@ -8,7 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.config import Settings
-from streams.kafka.options import consumer_options, producer_options
+from streams.kafka.options import (
+    consumer_options,
+    producer_options,
+    transactional_producer_options,
+)
 
 SESSION_TIMEOUT_MS = 10_000
 REBALANCE_MARGIN_S = 30.0
@@ -33,7 +37,11 @@ class EngineOptions:
     max_in_flight_bytes: int = 256 * 1024 * 1024
     max_fetch_records: int = 1000
     fetch_timeout_ms: int = 100
-    commit_interval_ms: int = 200
+    commit_interval_ms: int = 100
+    exactly_once: bool = False  # results, dead letters and offsets in per-partition transactions
+    consumer_group: str = "streamserve-workers"
+    # Per input partition: <group>.<topic>.<partition> (the transactional.id, which fences)
+    transactional_kwargs: dict[str, Any] = field(default_factory=dict)
     reply_topic_prefix: str = "inference.replies."
     max_record_bytes: int = PRODUCE_MAX_BYTES  # the producer's max_request_size
     revoke_ack_timeout_s: float = 10.0  # acknowledgements awaited at a hand-over, at most
@@ -63,6 +71,8 @@ class EngineOptions:
         producer = producer_options(settings)
         # Whatever we fetch, its dead letter (the record plus headers) must be producible.
         producer["max_request_size"] = PRODUCE_MAX_BYTES
+        transactional = {**transactional_producer_options(settings, ""),
+                         "max_request_size": PRODUCE_MAX_BYTES}
         return cls(
             worker_id=worker_id,
             requests_topic=settings.requests_topic,
@@ -77,4 +87,12 @@ class EngineOptions:
             max_in_flight=max(4 * settings.max_batch_size, 4096),
             max_in_flight_bytes=settings.max_in_flight_bytes,
             reply_topic_prefix=settings.reply_topic_prefix,
+            commit_interval_ms=settings.commit_interval_ms,
+            exactly_once=settings.delivery == "exactly_once",
+            consumer_group=settings.consumer_group,
+            transactional_kwargs=transactional,
         )
+
+    def transactional_id(self, topic: str, partition: int) -> str:
+        """One transactional id per input partition: the next owner's producer fences ours."""
+        return f"{self.consumer_group}.{topic}.{partition}"

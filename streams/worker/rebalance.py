@@ -7,6 +7,11 @@ a computing static batch is not awaited (its results for revoked partitions are 
 stale) — the new owner redoes all of it; only the acknowledgements of what was already
 published are awaited (bounded), then the finished positions are committed and the partitions
 forgotten. Each assignment starts a new generation in the offset tracker.
+
+Under exactly-once delivery (`worker/transactions.py`) the offsets go into each partition's
+transaction instead: a revocation commits what is finished in one last transaction and closes
+the partition's producer; an assignment first starts the new partitions' producers (fencing
+their previous owners) and rewinds them to the committed offsets, before any record is taken.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -24,6 +29,7 @@ from streams.worker.emitter import Emitter
 from streams.worker.lanes.base import Lane
 from streams.worker.observer import WorkerObserver
 from streams.worker.offsets import OffsetTracker
+from streams.worker.transactions import PartitionTransactions
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +50,14 @@ class Committer:
                                      positions.items()})
         self._tracker.mark_committed(positions)
 
-    async def run(self, interval_ms: float, tick: Callable[[], None]) -> None:
+    async def run(self, interval_ms: float, tick: Callable[[], None],
+                  commit: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Every interval: `commit` (default: the group commit of finished positions)."""
+        commit = commit or self.commit
         while True:
             await asyncio.sleep(interval_ms / 1000.0)
             try:
-                await self.commit()
+                await commit()
             except Exception as exc:  # noqa: BLE001 - retried next tick; a rebalance may race
                 logger.warning("offset commit failed (will retry): %r", exc)
             tick()
@@ -58,7 +67,8 @@ class Rebalancer(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, tracker: OffsetTracker[TopicPartition], assigned: set[TopicPartition],
                  lanes: Mapping[tuple[str, str], Lane], emitter: Emitter, committer: Committer,
                  observer: WorkerObserver, worker_id: str, ack_timeout_s: float,
-                 on_assigned: Callable[[], None]) -> None:
+                 on_assigned: Callable[[], None],
+                 transactions: PartitionTransactions | None = None) -> None:
         self._tracker = tracker
         self._assigned = assigned
         self._lanes = lanes
@@ -68,6 +78,7 @@ class Rebalancer(ConsumerRebalanceListener):  # type: ignore[misc]
         self._worker_id = worker_id
         self._ack_timeout_s = ack_timeout_s
         self._on_assigned = on_assigned
+        self.transactions = transactions  # exactly-once: commits go through these
         self.revoked: list[tuple[str, int]] = []  # for the metrics' next progress report
         self.revocations = 0  # hand-overs seen (a healthy idle group has none)
         self.last_revocation_s = 0.0  # how long the last on_partitions_revoked took
@@ -78,20 +89,20 @@ class Rebalancer(ConsumerRebalanceListener):  # type: ignore[misc]
             return
         started = time.monotonic()
         self.revocations += 1
-        dropped = abandoned = 0
-        for lane in self._lanes.values():
-            dropped += len(lane.remove(lambda job: job.source.tp not in revoked))
-            abandoned += await lane.abandon(revoked)
-        try:
+        dropped, abandoned = await self.release(revoked, forget=False)
+        try:  # token chunks (and, at least once, answers) already sent go out first
             await asyncio.wait_for(self._emitter.wait_acknowledged(), self._ack_timeout_s)
         except TimeoutError:
             logger.warning("acknowledgements still pending after %.0fs at revocation; the new "
                            "owner redoes what they cover", self._ack_timeout_s)
-        try:
-            await self._committer.commit(list(revoked))
-        except Exception as exc:  # noqa: BLE001 - the new owner redoes uncommitted work
-            logger.warning("commit on revocation failed; %d partitions will be redone: %r",
-                           len(revoked), exc)
+        if self.transactions is not None:
+            await self.transactions.revoke(revoked, self._ack_timeout_s)
+        else:
+            try:
+                await self._committer.commit(list(revoked))
+            except Exception as exc:  # noqa: BLE001 - the new owner redoes uncommitted work
+                logger.warning("commit on revocation failed; %d partitions will be redone: "
+                               "%r", len(revoked), exc)
         self._tracker.forget(list(revoked))
         self.revoked.extend((tp.topic, tp.partition) for tp in revoked)
         self._assigned -= revoked
@@ -103,10 +114,26 @@ class Rebalancer(ConsumerRebalanceListener):  # type: ignore[misc]
                     "running given up)", self._worker_id, len(revoked), self.last_revocation_s,
                     dropped, abandoned)
 
+    async def release(self, partitions: set[TopicPartition], forget: bool = True
+                      ) -> tuple[int, int]:
+        """Give up the queued and running work of `partitions` (their next owner, or this
+        worker after a rewind, redoes it); (queued jobs dropped, running requests given up)."""
+        dropped = abandoned = 0
+        for lane in self._lanes.values():
+            dropped += len(lane.remove(lambda job: job.source.tp not in partitions))
+            abandoned += await lane.abandon(partitions)
+        if forget:
+            self._tracker.forget(list(partitions))
+        return dropped, abandoned
+
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        for tp in assigned:
-            if tp not in self._assigned:
-                self._tracker.assign(tp)
+        fresh = {tp for tp in assigned if tp not in self._assigned}
+        if self.transactions is not None:
+            # Before any record is taken: fence the previous owners, then rewind to the
+            # committed offsets their last transactions left (stable once fenced).
+            await self.transactions.assign(fresh)
+        for tp in fresh:
+            self._tracker.assign(tp)
         self._assigned |= set(assigned)
         self._on_assigned()
         self._observer.assignment_changed(len(self._assigned))

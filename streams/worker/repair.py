@@ -80,7 +80,7 @@ class Repairer:
         where = f"{outcome.source.tp.topic}[{outcome.source.tp.partition}]@{outcome.source.offset}"
         kind = failure_kind(error)
         if kind == "too_large":
-            for smaller in self._smaller(record, outcome):
+            for smaller in self.smaller(record, outcome):
                 error_or_none = await self._deliver(smaller)
                 if error_or_none is None:
                     self._on_reduced("dlq" if record.topic == self._topics.dlq else "result")
@@ -96,7 +96,8 @@ class Repairer:
         self._on_fatal(error)
         return False, None
 
-    def _smaller(self, record: Outgoing, outcome: Outcome) -> list[Outgoing]:
+    def smaller(self, record: Outgoing, outcome: Outcome) -> list[Outgoing]:
+        """Reduced forms of `record` to try in turn, largest first (empty: none exists)."""
         if record.topic == self._topics.dlq:
             return [fit_dead_letter(record, self._max_bytes, cap) for cap in DLQ_VALUE_STEPS]
         if outcome.result is None:
@@ -104,9 +105,9 @@ class Repairer:
         shrunk, cuts = shrink_result(fit_result(outcome.result)[0])
         return [self._result_record(shrunk, record.topic, cuts)]
 
-    async def _reroute_refused(self, topic: str, error: BaseException,
-                               outcome: Outcome) -> tuple[bool, dict[str, Any] | None]:
-        """A reply topic refused the result: `rejected` on the results topic + a dead letter."""
+    def rerouted(self, topic: str, error: BaseException, outcome: Outcome) -> Outcome:
+        """What replaces an answer its reply topic refused: `rejected` (code
+        `reply_topic_unavailable`) on the results topic, plus the request's dead letter."""
         self._on_refused(topic)
         source, message = outcome.source, f"reply topic {topic!r} is unavailable"
         assert outcome.result is not None  # only results go to reply topics
@@ -119,7 +120,13 @@ class Repairer:
         records = [self._result_record(rejected, self._topics.results, cuts),
                    fit_dead_letter(Outgoing(self._topics.dlq, letter.key, letter.value or b"",
                                             letter.headers), self._max_bytes)]
-        replacement = Outcome(source, records, rejected, None)
+        return Outcome(source, records, rejected, outcome.on_sent)
+
+    async def _reroute_refused(self, topic: str, error: BaseException,
+                               outcome: Outcome) -> tuple[bool, dict[str, Any] | None]:
+        """A reply topic refused the result: `rejected` on the results topic + a dead letter."""
+        replacement = self.rerouted(topic, error, outcome)
+        rejected, records = replacement.result, replacement.records
         for record in records:
             failure = await self._deliver(record)
             if failure is not None:
@@ -140,7 +147,6 @@ class Repairer:
         except Exception as exc:  # noqa: BLE001 - classified by the caller
             return exc
         return None
-
 
 
 async def _settle(sent: list[asyncio.Future[Any] | BaseException]) -> list[BaseException | None]:

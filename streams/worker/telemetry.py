@@ -74,6 +74,12 @@ class Telemetry:
     def handed_over(self, seconds: float) -> None:
         self.metrics.handover.observe(seconds)
 
+    def transaction(self, outcome: str, answers: int) -> None:
+        self.metrics.transaction(outcome, answers)
+
+    def held_back(self, seconds: float) -> None:
+        self.metrics.holdback.observe(seconds)
+
     def task_restarted(self, task: str) -> None:
         self.metrics.task_restarted(task)
 

@@ -73,6 +73,8 @@ class WorkerProcess:
                "STREAMSERVE_WORKER_ID": self.name,
                "STREAMSERVE_WEB_PORT": str(self.web_port),
                "STREAMSERVE_DATA_DIR": str(self.log.parent / f"data-{self.name}"),
+               "STREAMSERVE_DELIVERY": self.settings.delivery,
+               "STREAMSERVE_COMMIT_INTERVAL_MS": str(self.settings.commit_interval_ms),
                **self.extra_env}
         with self.log.open("ab") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"],
@@ -186,11 +188,14 @@ class Drained:
 
 async def drain(settings: Settings, expected: set[str], timeout_s: float,
                 settle_s: float = 3.0) -> Drained:
-    """Read results and dead letters from the start until `expected` is covered (+ settle)."""
+    """Read results and dead letters from the start until `expected` is covered (+ settle),
+    as the settings' readers do (read_committed under exactly-once delivery)."""
     codec = result_codec()
+    isolation = "read_committed" if settings.delivery == "exactly_once" else "read_uncommitted"
     consumer = AIOKafkaConsumer(settings.results_topic, settings.dlq_topic,
                                 bootstrap_servers=settings.kafka_bootstrap_servers,
-                                group_id=None, auto_offset_reset="earliest")
+                                group_id=None, auto_offset_reset="earliest",
+                                isolation_level=isolation)
     await consumer.start()
     drained = Drained(Counter(), {}, set())
     deadline = time.monotonic() + timeout_s

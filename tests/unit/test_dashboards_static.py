@@ -152,6 +152,9 @@ def feed(metrics: WorkerMetrics, sink: FakeSink, tick: int) -> None:
     metrics.record_reduced("dlq")
     metrics.abandoned(1)
     metrics.handover.observe(0.05 * (1 + tick % 3))
+    for outcome in ("committed", "aborted", "fenced"):
+        metrics.transaction(outcome, 3)
+    metrics.holdback.observe(0.1 + 0.01 * (tick % 5))
     sink.rows_written += 8
     sink.insert_errors += 1
     sink.spool = tick % 10
