@@ -123,12 +123,31 @@ WHERE {_WINDOW} AND batch_size > 0
 GROUP BY model, batch_size ORDER BY model, batch_size
 """
 
+# Exactly-once output is not exactly-once compute: what the redone computations cost.
+_REPLAY_COST = f"""
+CREATE OR REPLACE VIEW {{db}}.replay_cost AS
+SELECT model, count() AS requests, countIf(attempt > 1) AS replayed,
+       sum(attempt - 1) AS extra_computations, sum(compute_ms) AS total_compute_ms,
+       sum((attempt - 1) * compute_ms) AS replay_compute_ms,
+       replay_compute_ms / greatest(total_compute_ms + replay_compute_ms, 1e-9) AS replay_share
+FROM {{db}}.request_log FINAL
+WHERE {_WINDOW}
+GROUP BY model ORDER BY model
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "database and request_log", ("CREATE DATABASE IF NOT EXISTS {db}", _REQUEST_LOG)),
     Migration(
         2,
         "analytics views (deduplicated with FINAL)",
         (_THROUGHPUT, _STAGE_LATENCY, _STATUS_RATES, _BATCH_SIZES),
+    ),
+    Migration(
+        3,
+        "replays as cost: attempt and compute share per request",
+        ("ALTER TABLE {db}.request_log ADD COLUMN IF NOT EXISTS attempt UInt16 DEFAULT 1",
+         "ALTER TABLE {db}.request_log ADD COLUMN IF NOT EXISTS compute_ms Float64 DEFAULT 0",
+         _REPLAY_COST),
     ),
 )
 

@@ -66,7 +66,18 @@ class BatchSizes:
     request_share: float
 
 
-Row = TypeVar("Row", Throughput, StageLatency, StatusRates, BatchSizes)
+@dataclass(frozen=True, slots=True)
+class ReplayCost:
+    model: str
+    requests: int
+    replayed: int  # requests computed more than once
+    extra_computations: int
+    total_compute_ms: float  # compute of the answers delivered
+    replay_compute_ms: float
+    replay_share: float  # of all compute, what went to computations that were redone
+
+
+Row = TypeVar("Row", Throughput, StageLatency, StatusRates, BatchSizes, ReplayCost)
 
 
 def _view(client: Client, database: str, view: str, since: timedelta, kind: type[Row]) -> list[Row]:
@@ -102,6 +113,13 @@ def batch_sizes(
 ) -> list[BatchSizes]:
     """How many requests (and batches) ran at each batch size, by model."""
     return _view(client, database, "batch_size_distribution", since, BatchSizes)
+
+
+def replay_cost(client: Client, since: timedelta,
+                database: str = DEFAULT_DATABASE) -> list[ReplayCost]:
+    """Requests computed more than once (a hand-over, a fenced transaction) and the compute
+    time the earlier computations cost, by model."""
+    return _view(client, database, "replay_cost", since, ReplayCost)
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
@@ -145,7 +163,7 @@ def format_table(rows: Sequence[Any], title: str = "") -> str:
 
 
 def stats_report(settings: Settings, since: timedelta, plot_path: Path | None = None) -> str:
-    """The text of `streamserve stats`: four tables; with `plot_path`, a latency PNG as well."""
+    """The text of `streamserve stats`: five tables; with `plot_path`, a latency PNG as well."""
     from streams.analytics.plots import (
         plot_latency_percentiles,  # matplotlib only when a plot is asked
     )
@@ -161,6 +179,8 @@ def stats_report(settings: Settings, since: timedelta, plot_path: Path | None = 
             format_table(latency, "Latency by stage (ms, requests with status ok)"),
             format_table(batch_sizes(client, since, database), "Batch sizes"),
             format_table(throughput_per_minute(client, since, database), "Throughput per minute"),
+            format_table(replay_cost(client, since, database),
+                         "Replays (computed again after a hand-over or a fenced transaction)"),
         ]
     finally:
         client.close()

@@ -29,7 +29,7 @@ class Answers:
                       inference_started: float | None) -> None:
         """`result` for `job` (times: monotonic ms of its batch and its inference)."""
         source = job.source
-        if not self._current(job):
+        if not self._current(job, result):
             return
 
         def sent(published: dict[str, Any] | None) -> None:
@@ -44,7 +44,7 @@ class Answers:
                           error: BaseException | str) -> None:
         """An error result the model gave `job`, with the request's dead letter."""
         source = job.source
-        if not self._current(job):
+        if not self._current(job, result):
             return
 
         def sent(published: dict[str, Any] | None) -> None:
@@ -59,8 +59,9 @@ class Answers:
             return None  # no chunk of a revoked partition leaves after its hand-over
         return await self._emitter.chunk(chunk)
 
-    def _current(self, job: Job) -> bool:
+    def _current(self, job: Job, result: dict[str, Any]) -> bool:
         if self._tracker.is_current(job.source.tp, job.source.generation):
             return True
         self._observer.abandoned(1)  # revoked meanwhile: the new owner answers it
+        self._observer.replayed(result, "handover")
         return False

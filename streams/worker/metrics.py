@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -20,6 +19,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 from streams.analytics.sink.request_log import RequestLogRow
 from streams.worker.health import Health
+from streams.worker.stage_timings import Timings
 
 PREFIX = "streamserve_"
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -37,43 +37,6 @@ class SinkStats(Protocol):
 
     rows_written: int
     insert_errors: int
-
-
-@dataclass(frozen=True, slots=True)
-class Timings:
-    """Per-request stage durations in seconds; None = the stage did not happen."""
-
-    kafka_wait_s: float | None = None
-    queue_wait_s: float | None = None
-    inference_s: float | None = None
-    end_to_end_s: float | None = None
-    time_to_first_token_s: float | None = None
-    time_per_output_token_s: float | None = None
-
-    @classmethod
-    def from_row(cls, row: RequestLogRow) -> Timings:
-        """The timings of a request-log row (ms there, seconds here)."""
-        return cls.from_ms(row.status, row.kafka_wait_ms, row.queue_wait_ms, row.inference_ms,
-                           row.total_ms, row.time_to_first_token_ms, row.tokens_out)
-
-    @classmethod
-    def from_ms(cls, status: str, kafka_wait_ms: float, queue_wait_ms: float,
-                inference_ms: float, total_ms: float, time_to_first_token_ms: float | None,
-                tokens_out: int) -> Timings:
-        """From a result's millisecond stage timings (the request-log row's columns)."""
-        ttft = time_to_first_token_ms
-        tpot = None
-        if ttft is not None and tokens_out > 1:  # decode time spread over the later tokens
-            tpot = max(0.0, total_ms - ttft) / 1000 / (tokens_out - 1)
-        ran = status == "ok"  # expired/rejected requests have no real stage timings
-        return cls(
-            kafka_wait_s=kafka_wait_ms / 1000,
-            queue_wait_s=queue_wait_ms / 1000 if ran else None,
-            inference_s=inference_ms / 1000 if ran else None,
-            end_to_end_s=total_ms / 1000,
-            time_to_first_token_s=None if ttft is None else ttft / 1000,
-            time_per_output_token_s=tpot,
-        )
 
 
 # (Timings field, histogram name, help, buckets): one per-request latency histogram each
@@ -132,6 +95,11 @@ class WorkerMetrics:
         self.transactions = Counter(PREFIX + "transactions_total",
                                     "Exactly-once transactions by outcome (committed, aborted, "
                                     "fenced)", ["outcome"], registry=reg)
+        self.replays = Counter(PREFIX + "replayed_computations_total",
+                               "Computed answers dropped, to be computed again", ["reason"],
+                               registry=reg)
+        self.replay_compute = Counter(PREFIX + "replayed_compute_seconds_total",
+                                      "Compute time of dropped answers", ["reason"], registry=reg)
         self.holdback = Histogram(PREFIX + "holdback_seconds",
                                   "Exactly-once: a finished answer waiting for its commit",
                                   buckets=LATENCY_BUCKETS_S, registry=reg)
@@ -194,6 +162,10 @@ class WorkerMetrics:
 
     def set_breaker(self, model: str, is_open: bool) -> None:
         self.breaker_open.labels(self.model_label(model)).set(1 if is_open else 0)
+
+    def replayed(self, reason: str, compute_s: float) -> None:
+        self.replays.labels(reason).inc()
+        self.replay_compute.labels(reason).inc(compute_s)
 
     def transaction(self, outcome: str, answers: int) -> None:
         self.transactions.labels(outcome).inc()

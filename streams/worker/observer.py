@@ -58,6 +58,10 @@ class WorkerObserver(Protocol):
     def held_back(self, seconds: float) -> None:
         """Exactly-once: how long a finished answer waited for its transaction's commit."""
 
+    def replayed(self, result: dict[str, Any], reason: str) -> None:
+        """A computed answer was dropped and will be computed again ('handover': its
+        partition moved; 'fenced': its transaction was fenced)."""
+
     def task_restarted(self, task: str) -> None:
         """A supervised task crashed and was restarted."""
 
@@ -109,6 +113,9 @@ class NullObserver:
         pass
 
     def held_back(self, seconds: float) -> None:
+        pass
+
+    def replayed(self, result: dict[str, Any], reason: str) -> None:
         pass
 
     def task_restarted(self, task: str) -> None:

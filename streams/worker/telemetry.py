@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from streams.analytics.sink.batching import RequestLogSink
 from streams.analytics.sink.request_log import RequestLogRow
 from streams.worker.jobs import Source
-from streams.worker.metrics import Timings, WorkerMetrics
+from streams.worker.metrics import WorkerMetrics
+from streams.worker.stage_timings import Timings
+
+MAX_TRACKED_REPLAYS = 100_000
 
 
 class Telemetry:
@@ -17,6 +21,8 @@ class Telemetry:
     def __init__(self, metrics: WorkerMetrics, sink: RequestLogSink | None) -> None:
         self.metrics = metrics
         self.sink = sink
+        # request id -> computations dropped so far (bounded: the oldest are forgotten)
+        self._replays: OrderedDict[str, int] = OrderedDict()
 
     def result_sent(self, result: dict[str, Any], source: Source,
                     batch_started_at_ms: float | None, inference_started_at_ms: float | None,
@@ -24,8 +30,9 @@ class Telemetry:
         if self.sink is None:  # the metrics alone need no log row (≈8 µs a request saved)
             self.metrics.observe_result(result["model"], result["status"], timings_of(result))
             return
+        attempt = 1 + self._replays.pop(result["request_id"], 0)
         row = request_log_row(result, source, batch_started_at_ms, inference_started_at_ms,
-                              task, priority)
+                              task, priority, attempt)
         self.metrics.observe_row(row)
         self.sink.add(row)
 
@@ -83,10 +90,20 @@ class Telemetry:
     def task_restarted(self, task: str) -> None:
         self.metrics.task_restarted(task)
 
+    def replayed(self, result: dict[str, Any], reason: str) -> None:
+        share_ms = compute_share_ms(result)
+        if share_ms <= 0:
+            return  # nothing was computed (expired, rejected): nothing is redone
+        self.metrics.replayed(reason, share_ms / 1000.0)
+        request_id = result["request_id"]
+        self._replays[request_id] = self._replays.pop(request_id, 0) + 1
+        while len(self._replays) > MAX_TRACKED_REPLAYS:
+            self._replays.popitem(last=False)
+
 
 def request_log_row(result: dict[str, Any], source: Source, batch_started_at_ms: float | None,
                     inference_started_at_ms: float | None, task: str,
-                    priority: int) -> RequestLogRow:
+                    priority: int, attempt: int = 1) -> RequestLogRow:
     timings = result["timings"]
     error = result.get("error") or {}
     return RequestLogRow(
@@ -102,7 +119,13 @@ def request_log_row(result: dict[str, Any], source: Source, batch_started_at_ms:
         kafka_wait_ms=timings["kafka_wait_ms"], queue_wait_ms=timings["queue_wait_ms"],
         batch_wait_ms=timings["batch_wait_ms"], inference_ms=timings["inference_ms"],
         total_ms=timings["total_ms"], time_to_first_token_ms=result.get("time_to_first_token_ms"),
+        attempt=attempt, compute_ms=compute_share_ms(result),
     )
+
+
+def compute_share_ms(result: dict[str, Any]) -> float:
+    """The request's share of its batch's compute time (0 when no model ran)."""
+    return float(result["timings"]["inference_ms"]) / max(1, int(result["batch_size"]))
 
 
 def timings_of(result: dict[str, Any]) -> Timings:

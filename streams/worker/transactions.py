@@ -5,24 +5,21 @@ aiokafka's transaction requests are version 0: `send_offsets_to_transaction` car
 consumer-group generation, so there is no KIP-447 fencing. Zombies are fenced the way Kafka
 Streams did before KIP-447: one transactional producer per input partition, its
 `transactional.id` derived from the group, topic and partition. The new owner starts its
-producer when the partition is assigned; that InitProducerId bumps the id's epoch, aborts the
-old owner's open transaction and fences the old producer, whose later commit fails. After it,
-the committed offset is stable, so the new owner seeks to it before it reads a record.
+producer at assignment: its InitProducerId bumps the id's epoch, aborts the old owner's open
+transaction and fences it; the committed offset is then stable and the new owner seeks to it.
 
 Answers finish out of order (several models, continuous batching). An answer enters a
 transaction only when every earlier offset of its partition is answered: later ones wait in a
 per-partition hold-back buffer (`hold`). A transaction carries finished work only, never a
-model call, so it is open for one produce + commit round trip. Token chunks stay outside
-(at-least-once with `seq`): time to first token is not the commit interval.
+model call. Token chunks stay outside (at-least-once with `seq`).
 
 Failures:
 - a record the transaction could not take (too large, a refusing reply topic) aborts it; the
   record is replaced by its reduced form or by `rejected` + a dead letter, and the next tick
   commits the partition's held answers again — from memory, nothing is recomputed;
-- fenced (a new owner took the partition): nothing of ours becomes visible; the partition's held
-  work is dropped and the partition suspended until its revocation arrives; if none arrives
-  (we were not a zombie, e.g. our transactional id expired), it is re-initialised after
-  `recover_after_s`, rewound to the committed offset and its work redone.
+- fenced (a new owner took the partition): nothing of ours becomes visible; its held work is
+  dropped and it is suspended until revoked; if no revocation comes (we were no zombie), it is
+  re-initialised after `recover_after_s`, rewound to the committed offset and its work redone.
 """
 
 from __future__ import annotations
@@ -212,6 +209,9 @@ class PartitionTransactions:
                        tp.topic, tp.partition, error)
         self._observer.transaction("fenced", 0)
         self.suspended.add(tp)
+        for outcome, _ in self._held.get(tp, {}).values():
+            if outcome.result is not None:
+                self._observer.replayed(outcome.result, "fenced")
         await self._close(tp)
         await self._release({tp})
         self._recovering.add(asyncio.get_running_loop().create_task(

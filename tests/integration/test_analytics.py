@@ -38,7 +38,8 @@ def known_rows() -> list[RequestLogRow]:
     ]
     rows += [make(f"err-{i}", "m1", "error", batch_size=0) for i in range(20)]
     rows += [make(f"exp-{i}", "m1", "expired", batch_size=0) for i in range(10)]
-    rows += [make(f"m2-{i}", "m2", "ok", inference_ms=5.0, batch_size=1) for i in range(50)]
+    rows += [make(f"m2-{i}", "m2", "ok", inference_ms=5.0, batch_size=1, compute_ms=5.0,
+                  attempt=3 if i < 5 else 1) for i in range(50)]  # five computed 3 times
     return rows
 
 
@@ -127,3 +128,16 @@ def test_stats_report(settings: Settings, tmp_path: Path) -> None:
     assert (tmp_path / "stats.png").read_bytes()[:8] == PNG_MAGIC
     assert analytics.parse_since("15m") == WINDOW
     assert analytics.parse_since("2h") == timedelta(hours=2)
+
+
+def test_replay_cost_counts_computations_redone(settings: Settings) -> None:
+    client = connect(settings)
+    try:
+        cost = {row.model: row for row in analytics.replay_cost(client, WINDOW)}
+    finally:
+        client.close()
+    m2 = cost["m2"]
+    assert (m2.requests, m2.replayed, m2.extra_computations) == (50, 5, 10)
+    assert m2.total_compute_ms == 250.0 and m2.replay_compute_ms == 50.0
+    assert abs(m2.replay_share - 50.0 / 300.0) < 1e-9
+    assert cost["m1"].replayed == 0

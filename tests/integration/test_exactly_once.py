@@ -3,11 +3,14 @@ back by read_committed readers once each; aborted and fenced transactions stay i
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import Counter
 
 from aiokafka import AIOKafkaConsumer
 
 from streams.client import new_request
+from streams.config import Settings
 from streams.kafka.stack import LocalCluster
 from streams.wire.codec import result_codec
 from tests.integration.pipeline_harness import (
@@ -18,10 +21,8 @@ from tests.integration.pipeline_harness import (
 )
 
 
-async def read_all(settings, isolation: str, expected: int, timeout_s: float = 30.0) -> Counter[str]:
-    import asyncio
-    import time
-
+async def read_all(settings: Settings, isolation: str, expected: int,
+                   timeout_s: float = 30.0) -> Counter[str]:
     consumer = AIOKafkaConsumer(settings.results_topic, group_id=None,
                                 bootstrap_servers=settings.kafka_bootstrap_servers,
                                 auto_offset_reset="earliest", isolation_level=isolation)

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from streams.config import Settings
-from streams.worker.metrics import Timings, WorkerMetrics
+from streams.worker.metrics import WorkerMetrics
+from streams.worker.stage_timings import Timings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"

@@ -15,7 +15,8 @@ from streams.autoscale.procs import settings_env, worker_env
 from streams.autoscale.scrape import WorkerScrape, parse_scrape
 from streams.autoscale.signals import SignalReader
 from streams.config import Settings
-from streams.worker.metrics import Timings, WorkerMetrics
+from streams.worker.metrics import WorkerMetrics
+from streams.worker.stage_timings import Timings
 
 
 def batches(model: str, sizes_and_seconds: Sequence[tuple[int, float]]) -> ModelCounters:

@@ -155,6 +155,8 @@ def feed(metrics: WorkerMetrics, sink: FakeSink, tick: int) -> None:
     for outcome in ("committed", "aborted", "fenced"):
         metrics.transaction(outcome, 3)
     metrics.holdback.observe(0.1 + 0.01 * (tick % 5))
+    metrics.replayed("handover", 0.02)
+    metrics.replayed("fenced", 0.01)
     sink.rows_written += 8
     sink.insert_errors += 1
     sink.spool = tick % 10

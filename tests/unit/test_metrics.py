@@ -16,7 +16,8 @@ from streams.protocol.results import Timings as ResultTimings
 from streams.protocol.results import expired_result, ok_result
 from streams.worker.health import Health
 from streams.worker.jobs import Source
-from streams.worker.metrics import Timings, WorkerMetrics
+from streams.worker.metrics import WorkerMetrics
+from streams.worker.stage_timings import Timings
 from streams.worker.telemetry import Telemetry
 
 EXPECTED = {  # family name -> type

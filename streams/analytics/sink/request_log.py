@@ -48,6 +48,11 @@ class RequestLogRow:
     inference_ms: float = 0.0
     total_ms: float = 0.0
     time_to_first_token_ms: float | None = None
+    # Replays as cost: how many times this request was computed (earlier computations dropped
+    # at a hand-over or a fenced transaction, then redone), and its share of its batch's
+    # compute time (inference_ms / batch_size).
+    attempt: int = 1
+    compute_ms: float = 0.0
 
 
 # (name, ClickHouse type) as created by migration 1; passing the types to insert() saves the
@@ -77,6 +82,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("inference_ms", "Float64"),
     ("total_ms", "Float64"),
     ("time_to_first_token_ms", "Nullable(Float64)"),
+    ("attempt", "UInt16"),  # migration 3
+    ("compute_ms", "Float64"),
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in COLUMNS)
 COLUMN_TYPES: tuple[str, ...] = tuple(kind for _, kind in COLUMNS)
