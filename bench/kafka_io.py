@@ -66,6 +66,8 @@ class Topics:
     tokens: str
     group: str
     partitions: int = PARTITIONS
+    # read_committed for workers under exactly-once delivery: what their users' readers see
+    isolation: str = "read_uncommitted"
 
     @classmethod
     def fresh(cls, bootstrap: str, label: str, partitions: int = PARTITIONS) -> Topics:
@@ -78,7 +80,8 @@ class Topics:
         pre-loaded requests from the start."""
         s = uuid.uuid4().hex[:6]
         return Topics(self.bootstrap, self.requests, f"{self.results}-{s}", f"{self.dlq}-{s}",
-                      f"{self.tokens}-{s}", f"{self.group}-{s}", self.partitions)
+                      f"{self.tokens}-{s}", f"{self.group}-{s}", self.partitions,
+                      self.isolation)
 
     def create(self) -> None:
         results_cfg = {"message.timestamp.type": "LogAppendTime"}
@@ -119,10 +122,11 @@ async def _end_total(consumer: AIOKafkaConsumer, topic: str, partitions: int) ->
 
 
 async def _wait_count(bootstrap: str, topic: str, expected: int, timeout_s: float,
-                      alive: Any, partitions: int) -> int:
+                      alive: Any, partitions: int, isolation: str) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                 auto_offset_reset="earliest", enable_auto_commit=False,
-                                max_partition_fetch_bytes=8 * 1024 * 1024)
+                                max_partition_fetch_bytes=8 * 1024 * 1024,
+                                isolation_level=isolation)
     await consumer.start()
     if not BROKER.exact_end_offsets:
         consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
@@ -145,17 +149,21 @@ async def _wait_count(bootstrap: str, topic: str, expected: int, timeout_s: floa
 
 
 def wait_count(bootstrap: str, topic: str, expected: int, timeout_s: float,
-               alive: Any = None, partitions: int = PARTITIONS) -> int:
+               alive: Any = None, partitions: int = PARTITIONS,
+               isolation: str = "read_uncommitted") -> int:
     """Poll the topic's end offsets (cheap: no records read) until `expected` records are in,
-    the time is up, or `alive()` says the contenders are gone."""
-    return asyncio.run(_wait_count(bootstrap, topic, expected, timeout_s, alive, partitions))
+    the time is up, or `alive()` says the contenders are gone. Under transactions the end
+    offsets count commit markers too: this may return early, `read_results` then waits."""
+    return asyncio.run(_wait_count(bootstrap, topic, expected, timeout_s, alive, partitions,
+                                   isolation))
 
 
 async def _read(bootstrap: str, topic: str, expected: int, decode: bool, timeout_s: float,
-                partitions: int) -> list[tuple[float, dict[str, Any] | None]]:
+                partitions: int, isolation: str) -> list[tuple[float, dict[str, Any] | None]]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                 auto_offset_reset="earliest", enable_auto_commit=False,
-                                max_partition_fetch_bytes=8 * 1024 * 1024)
+                                max_partition_fetch_bytes=8 * 1024 * 1024,
+                                isolation_level=isolation)
     await consumer.start()
     codec = result_codec()
     out: list[tuple[float, dict[str, Any] | None]] = []
@@ -175,6 +183,8 @@ async def _read(bootstrap: str, topic: str, expected: int, decode: bool, timeout
 
 def read_results(bootstrap: str, topic: str, expected: int, decode: bool = False,
                  timeout_s: float = 60.0, partitions: int = PARTITIONS,
+                 isolation: str = "read_uncommitted",
                  ) -> list[tuple[float, dict[str, Any] | None]]:
     """(broker append time in ms, decoded result or None) of the records on `topic`."""
-    return asyncio.run(_read(bootstrap, topic, expected, decode, timeout_s, partitions))
+    return asyncio.run(_read(bootstrap, topic, expected, decode, timeout_s, partitions,
+                             isolation))

@@ -69,7 +69,8 @@ class Load:
         # (an ad-hoc /proc probe of the broker: idle 5% of a core, 29% with an idle reader
         # polling every 20 ms; at 50 requests/s 44% with 20 ms against 29% with 500 ms).
         self.consumer = AIOKafkaConsumer(bootstrap_servers=topics.bootstrap, group_id=None,
-                                         fetch_max_wait_ms=500)
+                                         fetch_max_wait_ms=500,
+                                         isolation_level=topics.isolation)
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

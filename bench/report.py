@@ -150,6 +150,34 @@ def _summary_rows(d: dict[str, Any]) -> list[Row]:
         rows.append(("6. no-op worker with ClickHouse sink (chDB)", "req/s", sink["with"], "",
                      ""))
         rows.append(("6. sink cost per request", "µs", sink["cost_us_per_request"], "", ""))
+    rows += _delivery_rows(d.get("delivery", {}))
+    return rows
+
+
+def _delivery_rows(dl: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for model in (NOOP, MINILM):
+        if model in dl:
+            t = dl[model]
+            rows.append((f"8. {model}: at-least-once / exactly-once", "req/s",
+                         f"{med(t['rate']['at_least_once']):,.0f} / "
+                         f"{med(t['rate']['exactly_once']):,.0f}", "", ""))
+            rows.append((f"8. {model}: exactly-once / at-least-once (per rep)", "ratio",
+                         t["eos_over_alo_per_rep"], ">= 0.9",
+                         _verdict(t["eos_over_alo"] >= 0.9)))
+    if "latency" in dl:
+        lat = dl["latency"]
+        alo, eos = lat["at_least_once"], lat["exactly_once"]
+        rows.append(("8. MiniLM at 70%: p50 / p99 at-least-once", "ms",
+                     f"{alo['p50_ms']:,.1f} / {alo['p99_ms']:,.1f}", "", ""))
+        rows.append(("8. MiniLM at 70%: p50 / p99 exactly-once", "ms",
+                     f"{eos['p50_ms']:,.1f} / {eos['p99_ms']:,.1f}",
+                     f"p99 <= {lat['p99_bound_ms']:,.1f}", _verdict(lat["pass_latency"])))
+        hold = eos.get("holdback") or {}
+        rows.append(("8. exactly-once transactions per second; hold-back mean / p99 bucket",
+                     "", f"{eos.get('transactions_per_s') or 0:,.1f}; "
+                     f"{_num(hold.get('mean_ms'))} / {_num(hold.get('p99_bucket_ms'))} ms",
+                     "", ""))
     return rows
 
 

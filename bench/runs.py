@@ -76,7 +76,8 @@ def _run_of(rows: Rows, not_before_ms: float = 0.0, warm_results: int = 1) -> Ru
 
 def _results(topics: Topics, expected: int) -> Rows:
     return [(stamp, result) for stamp, result in
-            read_results(topics.bootstrap, topics.results, expected, decode=True)
+            read_results(topics.bootstrap, topics.results, expected, decode=True,
+                         isolation=topics.isolation)
             if result is not None]
 
 
@@ -92,7 +93,7 @@ def measure(label: str, configs: Sequence[ContenderConfig], topics: Topics, expe
     with started(configs, workdir, python) as procs:
         ready_s = time.monotonic() - started_at
         count = wait_count(topics.bootstrap, topics.results, expected, timeout_s,
-                           alive=lambda: any_alive(procs))
+                           alive=lambda: any_alive(procs), isolation=topics.isolation)
         if count < expected:
             raise RuntimeError(f"{label}: {count}/{expected} results after "
                                f"{time.monotonic() - started_at:.0f}s\n{_tails(procs)}")
@@ -133,6 +134,7 @@ def measure_bursts(label: str, configs: Sequence[ContenderConfig], topics: Topic
             produced_ms = time.time() * 1000.0
             total += len(burst)
             count = wait_count(topics.bootstrap, topics.results, total, timeout_s,
+                               isolation=topics.isolation,
                                alive=lambda: any_alive(procs))
             if count < total:
                 raise RuntimeError(f"{label}: {count}/{total} results\n{_tails(procs)}")

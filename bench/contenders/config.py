@@ -31,6 +31,7 @@ class ContenderConfig:
     web_port: int = 0
     sink_dir: str | None = None  # ours only: write the request log to chDB under this dir
     variant: str = ""  # raw only: "pipelined" acknowledges and commits behind the next fetch
+    delivery: str = "at_least_once"  # ours only: or "exactly_once"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

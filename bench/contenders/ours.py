@@ -31,7 +31,8 @@ def settings_for(config: ContenderConfig, data_dir: Path) -> Settings:
         max_batch_size=config.batch_size, max_wait_ms=config.max_wait_ms,
         torch_threads=config.torch_threads, web_port=config.web_port, data_dir=data_dir,
         log_level="WARNING", request_log=config.sink_dir is not None,
-        registry_reload_s=0)  # the served model is built here, not read from the registry
+        registry_reload_s=0,  # the served model is built here, not read from the registry
+        delivery=config.delivery)  # type: ignore[arg-type]
 
 
 def main() -> None:

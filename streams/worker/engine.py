@@ -88,7 +88,8 @@ class WorkerEngine:
         self.rebalancer = Rebalancer(self._tracker, self.assigned, self.lanes, self._emitter,
                                      self._committer, self.observer, options.worker_id,
                                      options.revoke_ack_timeout_s,
-                                     self._fetcher.resumed_by_rebalance)
+                                     self._fetcher.resumed_by_rebalance,
+                                     pause=self._consumer.pause, resume=self._consumer.resume)
         self.transactions: PartitionTransactions | None = None
         if options.exactly_once:
             self._use_transactions()
@@ -209,7 +210,11 @@ class WorkerEngine:
             return AIOKafkaProducer(**{**kwargs, "transactional_id": transactional_id})
 
         async def rewind(tp: TopicPartition) -> None:
-            await self._consumer.seek_to_committed(tp)
+            committed = await self._consumer.committed(tp)
+            if committed is None:  # a new group: where auto_offset_reset=earliest starts
+                await self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, committed)
 
         self.transactions = PartitionTransactions(
             self.options, self._tracker, self.assigned, self._emitter.repairer, self.observer,

@@ -54,8 +54,12 @@ class Fetcher:
                     fetch.cancel()
                     await asyncio.gather(fetch, return_exceptions=True)
                     break
-                for tp, records in fetch.result().items():
-                    await self._take(tp, records)
+                fetched = fetch.result()
+                # The generations the records were fetched under, read before any await: a
+                # hand-over while we admit must not let them into a newer generation.
+                generations = {tp: self._tracker.generation(tp) for tp in fetched}
+                for tp, records in fetched.items():
+                    await self._take(tp, records, generations[tp])
         finally:
             stop_wait.cancel()
 
@@ -88,8 +92,8 @@ class Fetcher:
             return f"{options.max_in_flight_bytes} bytes in flight"
         return None
 
-    async def _take(self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]) -> None:
-        generation = self._tracker.generation(tp)
+    async def _take(self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]],
+                    generation: int | None) -> None:
         if generation is None or tp not in self._assigned:
             return  # revoked while the fetch was in flight
         consumed = epoch_ms()

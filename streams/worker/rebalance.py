@@ -68,7 +68,9 @@ class Rebalancer(ConsumerRebalanceListener):  # type: ignore[misc]
                  lanes: Mapping[tuple[str, str], Lane], emitter: Emitter, committer: Committer,
                  observer: WorkerObserver, worker_id: str, ack_timeout_s: float,
                  on_assigned: Callable[[], None],
-                 transactions: PartitionTransactions | None = None) -> None:
+                 transactions: PartitionTransactions | None = None,
+                 pause: Callable[..., None] = lambda *tps: None,
+                 resume: Callable[..., None] = lambda *tps: None) -> None:
         self._tracker = tracker
         self._assigned = assigned
         self._lanes = lanes
@@ -79,6 +81,7 @@ class Rebalancer(ConsumerRebalanceListener):  # type: ignore[misc]
         self._ack_timeout_s = ack_timeout_s
         self._on_assigned = on_assigned
         self.transactions = transactions  # exactly-once: commits go through these
+        self._pause, self._resume = pause, resume  # the consumer's, by partition
         self.revoked: list[tuple[str, int]] = []  # for the metrics' next progress report
         self.revocations = 0  # hand-overs seen (a healthy idle group has none)
         self.last_revocation_s = 0.0  # how long the last on_partitions_revoked took
@@ -128,12 +131,16 @@ class Rebalancer(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         fresh = {tp for tp in assigned if tp not in self._assigned}
-        if self.transactions is not None:
+        if self.transactions is not None and fresh:
             # Before any record is taken: fence the previous owners, then rewind to the
-            # committed offsets their last transactions left (stable once fenced).
+            # committed offsets their last transactions left (stable once fenced). Paused
+            # meanwhile, so that no record is fetched (and skipped) from a stale position.
+            self._pause(*fresh)
             await self.transactions.assign(fresh)
         for tp in fresh:
             self._tracker.assign(tp)
+        if self.transactions is not None and fresh:
+            self._resume(*fresh)
         self._assigned |= set(assigned)
         self._on_assigned()
         self._observer.assignment_changed(len(self._assigned))

@@ -12,7 +12,9 @@ from aiokafka import AIOKafkaConsumer
 from streams.client import new_request
 from streams.config import Settings
 from streams.kafka.stack import LocalCluster
+from streams.kafka.topics import ensure_topics, service_topics
 from streams.wire.codec import result_codec
+from tests.integration.fault_harness import send_requests
 from tests.integration.pipeline_harness import (
     client_for,
     fake_models,
@@ -57,3 +59,17 @@ async def test_two_workers_answer_each_request_once_in_transactions(kafka: Local
     seen = await read_all(settings, "read_committed", 300)
     assert set(seen) == {f"r{i}" for i in range(300)} and set(seen.values()) == {1}
     assert committed > 0
+
+
+async def test_requests_waiting_before_the_first_worker_are_all_answered(
+        kafka: LocalCluster) -> None:
+    """A new group has no committed offset: the first owner must start at the beginning, not
+    skip what was fetched while it fenced and rewound (a bug this test caught)."""
+    settings = pipeline_settings(kafka, delivery="exactly_once")
+    await ensure_topics(settings, service_topics(settings))
+    requests = [new_request("encoder", "embed", text=f"early {i}", request_id=f"e{i}")
+                for i in range(120)]
+    await send_requests(settings, requests)
+    async with running_workers(settings, 2, [fake_models(), fake_models()]):
+        seen = await read_all(settings, "read_committed", 120, timeout_s=60)
+    assert set(seen) == {r["request_id"] for r in requests} and set(seen.values()) == {1}
