@@ -74,7 +74,11 @@ def transactional_producer_options(settings: Settings, transactional_id: str) ->
     `start()` (InitProducerId) fences any earlier producer of the same id: a zombie owner."""
     return {**producer_options(settings), "enable_idempotence": True,
             "transactional_id": transactional_id,
-            "transaction_timeout_ms": settings.transaction_timeout_ms}
+            "transaction_timeout_ms": settings.transaction_timeout_ms,
+            # A transaction's records go out at its commit anyway: no linger. And the next
+            # transaction of a partition meets CONCURRENT_TRANSACTIONS until the coordinator
+            # wrote the previous one's markers (a few ms): retry soon, not after 100 ms.
+            "linger_ms": 0, "retry_backoff_ms": 10}
 
 
 async def check_login(settings: Settings, timeout_s: float = 10.0) -> None:

@@ -25,6 +25,9 @@ PREFIX = "streamserve_"
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                      10.0, 30.0, 60.0)
 TOKEN_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# Around the commit interval (100 ms by default): what the hold-back delay is made of.
+HOLDBACK_BUCKETS_S = (0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5,
+                      0.75, 1.0, 2.5, 5.0, 10.0)
 BATCH_SIZE_BUCKETS = tuple(float(2**i) for i in range(10))  # 1, 2, 4, ..., 512
 UNKNOWN_MODEL = "unknown"
 
@@ -102,7 +105,7 @@ class WorkerMetrics:
                                       "Compute time of dropped answers", ["reason"], registry=reg)
         self.holdback = Histogram(PREFIX + "holdback_seconds",
                                   "Exactly-once: a finished answer waiting for its commit",
-                                  buckets=LATENCY_BUCKETS_S, registry=reg)
+                                  buckets=HOLDBACK_BUCKETS_S, registry=reg)
         self.abandoned_total = Counter(PREFIX + "abandoned_results_total",
                                        "Results of revoked partitions dropped (redone by their "
                                        "new owner)", registry=reg)

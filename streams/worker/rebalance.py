@@ -54,8 +54,11 @@ class Committer:
                   commit: Callable[[], Awaitable[None]] | None = None) -> None:
         """Every interval: `commit` (default: the group commit of finished positions)."""
         commit = commit or self.commit
+        next_at = time.monotonic()
         while True:
-            await asyncio.sleep(interval_ms / 1000.0)
+            # A fixed rate: the commit's own duration does not stretch the interval.
+            next_at = max(next_at + interval_ms / 1000.0, time.monotonic())
+            await asyncio.sleep(next_at - time.monotonic())
             try:
                 await commit()
             except Exception as exc:  # noqa: BLE001 - retried next tick; a rebalance may race
