@@ -182,3 +182,23 @@ def test_ready_with_a_limit_leaves_the_rest_queued_for_later_priorities() -> Non
     second = batcher.ready(now_ms=3, limit=1)
     assert second[0].items[0].name == "urgent"
     assert batcher.pending == 3
+
+
+def test_ready_with_a_limit_takes_the_most_urgent_queue_first() -> None:
+    """A late high-priority item of one task beats a backlog of another task's batches."""
+
+    @dataclass(frozen=True)
+    class Tasked:
+        name: str
+        batch_key: str
+        priority: int = 0
+        deadline_ms: float | None = None
+
+    b: MicroBatcher[Tasked] = MicroBatcher(max_batch_size=2, max_wait_ms=0, max_batch_tokens=100)
+    for i in range(50):
+        b.add(Tasked(f"e{i}", "embed"), 1, now_ms=0)
+    b.add(Tasked("urgent", "classify", priority=100), 1, now_ms=10)
+    (first,) = b.ready(now_ms=20, limit=1)
+    assert [item.name for item in first.items] == ["urgent"]
+    (second,) = b.ready(now_ms=20, limit=1)
+    assert [item.name for item in second.items] == ["e0", "e1"]  # then the oldest backlog

@@ -230,3 +230,22 @@ def test_blocks_are_columns_with_millisecond_ticks() -> None:
     assert block.token == to_block([row(1), row(2)]).token != to_block([row(2), row(1)]).token
     names = tuple(field.name for field in dataclasses.fields(RequestLogRow))
     assert names == COLUMN_NAMES
+
+
+def test_a_full_spool_asks_for_backpressure_and_no_row_is_dropped(spool_path: Path) -> None:
+    target = FakeTarget(down=True)
+    sink = RequestLogSink(target, spool_path, dataclasses.replace(BY_FLUSH,
+                                                                  max_spool_bytes=2_000))
+    try:
+        assert sink.saturated is None
+        for i in range(20):
+            sink.add(row(i))
+        sink.flush(timeout=0.5)
+        wait_until(lambda: sink.spool_depth == 20)
+        assert sink.saturated is not None and "spool" in sink.saturated
+        target.down = False  # ClickHouse is back: the spool drains and the worker may fetch
+        assert sink.flush(timeout=10)
+        assert sink.saturated is None and sorted(target.request_ids()) == sorted(
+            f"req-{i}" for i in range(20))
+    finally:
+        sink.close()
