@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import filecmp
 import os
+import re
 import shutil
 import subprocess
 import tomllib
@@ -169,7 +170,9 @@ def test_gpu_value_asks_for_one_gpu_and_a_gpu_node() -> None:
 
 def test_model_registry_value_is_the_file_the_worker_reads(tmp_path: Path) -> None:
     shipped = (ROOT / "models" / "registry.toml").read_text()
-    (tmp_path / "gpu.toml").write_text(shipped.replace('device = "cpu"', 'device = "cuda"'))
+    gpu, swapped = re.subn(r'^device = "[^"]*"$', 'device = "cuda"', shipped, flags=re.M)
+    assert swapped >= 1, "the shipped registry names no device line to swap"
+    (tmp_path / "gpu.toml").write_text(gpu)
     docs = render(f"file:worker.modelRegistry={tmp_path / 'gpu.toml'}")
     config, models = sorted(kinds(docs, "ConfigMap"), key=lambda d: d["metadata"]["name"])
     path = Path(config["data"]["STREAMSERVE_MODEL_REGISTRY"])
