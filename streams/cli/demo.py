@@ -58,7 +58,7 @@ def run_demo(settings: Settings) -> int:
     worker = _start_worker(settings)
     try:
         _wait_ready(settings, worker)
-        asyncio.run(_conversation(settings))
+        failed = asyncio.run(_conversation(settings))
     finally:
         _say("== stopping the worker (SIGTERM: drain, commit, leave the group) ...")
         worker.send_signal(signal.SIGTERM)
@@ -73,6 +73,10 @@ def run_demo(settings: Settings) -> int:
     if settings.request_log:
         _say("\n== request log analytics from ClickHouse (streamserve stats --since 15m) ==")
         _say(stats_report(settings, parse_since("15m")))
+    if failed:
+        # CI runs the demo: an answer that is not "ok" must fail it, not scroll past.
+        _say(f"\n== demo FAILED: {failed} request(s) not answered ok (see above)")
+        return 1
     return 0
 
 
@@ -117,13 +121,16 @@ def _wait_ready(settings: Settings, worker: subprocess.Popen[bytes],
         time.sleep(0.5)
 
 
-async def _conversation(settings: Settings) -> None:
+async def _conversation(settings: Settings) -> int:
+    """Returns how many answers were not "ok"."""
+    not_ok = 0
     async with InferenceClient(settings) as client:
         _say("\n== generation (SmolLM2, chat, greedy) ==")
         for prompt in PROMPTS:
             result = await client.infer(new_request(
                 "smollm2", "generate", messages=[{"role": "user", "content": prompt}],
                 parameters={"max_new_tokens": 48}), timeout_s=300)
+            not_ok += _not_ok(result)
             _say(f"> {prompt}\n{describe_result(result)}\n")
         _say("== token streaming (SmolLM2, tokens as Kafka events on the tokens topic) ==")
         prompt = "Name three uses of a message queue."
@@ -132,19 +139,24 @@ async def _conversation(settings: Settings) -> None:
                               messages=[{"role": "user", "content": prompt}],
                               parameters={"max_new_tokens": 48})
         await print_stream(client, request, timeout_s=300)
-        _say(f"\n  {describe_timings(await client.result(request['request_id']))}\n")
+        streamed = await client.result(request["request_id"])
+        not_ok += _not_ok(streamed)
+        _say(f"\n  {describe_timings(streamed)}\n")
         _say("== embeddings (MiniLM) ==")
         for sentence in SENTENCES:
             result = await client.infer(new_request("minilm", "embed", text=sentence))
+            not_ok += _not_ok(result)
             _say(f"> {sentence}\n{describe_result(result)}")
         result = await client.infer(new_request(
             "minilm", "classify", text="This service is fast and a joy to use!",
             labels=["praise", "complaint", "question"]))
+        not_ok += _not_ok(result)
         _say(f"\n> classify 'This service is fast and a joy to use!'\n{describe_result(result)}")
-        await _burst(client)
+        not_ok += await _burst(client)
+    return not_ok
 
 
-async def _burst(client: InferenceClient) -> None:
+async def _burst(client: InferenceClient) -> int:
     """Concurrent requests, so micro-batches form: throughput, latency, batch sizes per model."""
     _say("\n== a burst: 256 embeddings + 16 generations sent at once ==")
     requests = [new_request("minilm", "embed", text=f"{SENTENCES[i % 4]} (variant {i})")
@@ -168,6 +180,11 @@ async def _burst(client: InferenceClient) -> None:
              f"p50 {_pct(totals, 50):6.0f} ms, p99 {_pct(totals, 99):6.0f} ms, "
              f"batch sizes {sizes}")
     _say(f"all {len(results)} answered in {elapsed:.1f}s")
+    return sum(_not_ok(r) for r in results)
+
+
+def _not_ok(result: dict[str, Any]) -> int:
+    return 0 if result.get("status") == "ok" else 1
 
 
 def _pct(values: list[float], pct: float) -> float:
