@@ -6,12 +6,18 @@ taken (`seek`) and every partition is paused until enough in-flight work finishe
 and polls go on meanwhile. A record larger than the byte cap is still taken when nothing else is
 in flight, so no record can stall its partition. The request-log sink can also pause fetching
 (its spool is full): rows are never dropped, the source waits instead.
+
+Admission is synchronous work on the event loop (decode, caps, token counting: up to ~0.2 s for
+a hostile input just under the character cap), and awaiting a coroutine that never suspends does
+not yield. A fetch of 1,000 such records would starve the heartbeat task for minutes and get the
+worker evicted, so the loop yields to the other tasks every `YIELD_EVERY_S` of admission work.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -24,6 +30,9 @@ from streams.worker.offsets import OffsetTracker
 from streams.worker.options import EngineOptions
 
 logger = logging.getLogger(__name__)
+
+# Longest stretch of admission work between two chances for heartbeats, polls and lanes to run.
+YIELD_EVERY_S = 0.02
 
 
 class Fetcher:
@@ -97,7 +106,11 @@ class Fetcher:
         if generation is None or tp not in self._assigned:
             return  # revoked while the fetch was in flight
         consumed = epoch_ms()
+        yielded = time.monotonic()
         for record in records:
+            if time.monotonic() - yielded >= YIELD_EVERY_S:
+                await asyncio.sleep(0)  # heartbeats first; a revocation meanwhile is seen below
+                yielded = time.monotonic()
             if not self._tracker.is_current(tp, generation):
                 return  # revoked (and maybe re-assigned) while we admitted: fetched again later
             if self._full():

@@ -3,6 +3,9 @@ rewound to the first record not taken), and a full request-log spool pauses fetc
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,3 +112,58 @@ def test_a_full_spool_pauses_fetching_until_it_drains() -> None:
     spool.full = None
     fetcher.hold_back()
     assert TP not in consumer.paused and fetcher.paused_for is None
+
+
+class SlowAdmission(Admitted):
+    """Admission that blocks the loop like a hostile input near the character cap does."""
+
+    def __init__(self, block_s: float) -> None:
+        super().__init__()
+        self.block_s = block_s
+
+    async def admit(self, source: Source, size: int) -> None:
+        time.sleep(self.block_s)  # synchronous on purpose: token counting does not await
+        self.sources.append(source)
+
+
+async def test_slow_admission_still_lets_heartbeats_run_between_records() -> None:
+    consumer, tracker = Consumer(), OffsetTracker[TopicPartition]()
+    admitted = SlowAdmission(block_s=0.03)
+    options = EngineOptions("w", "req", "res", "dlq", "tok", 8, 1.0, 100)
+    fetcher = Fetcher(consumer, tracker, admitted, options,  # type: ignore[arg-type]
+                      NullObserver(), {TP})
+    generation = tracker.assign(TP)
+    beats: list[float] = []
+
+    async def heartbeat() -> None:
+        while True:
+            beats.append(time.monotonic())
+            await asyncio.sleep(0)
+
+    beating = asyncio.ensure_future(heartbeat())
+    await asyncio.sleep(0)
+    beats.clear()
+    await fetcher._take(TP, [Record(o, b"x") for o in range(20)], generation)  # type: ignore[arg-type]
+    beating.cancel()
+    assert len(admitted.sources) == 20
+    # 20 records x 30 ms = 0.6 s of blocking: without yields the heartbeat never runs meanwhile.
+    assert len(beats) >= 10
+    assert max(b - a for a, b in itertools.pairwise(beats)) < 0.5
+
+
+async def test_a_revocation_during_a_yield_stops_taking_the_partition() -> None:
+    consumer, tracker = Consumer(), OffsetTracker[TopicPartition]()
+    admitted = SlowAdmission(block_s=0.03)
+    options = EngineOptions("w", "req", "res", "dlq", "tok", 8, 1.0, 100)
+    fetcher = Fetcher(consumer, tracker, admitted, options,  # type: ignore[arg-type]
+                      NullObserver(), {TP})
+    generation = tracker.assign(TP)
+
+    async def revoke_soon() -> None:
+        await asyncio.sleep(0)
+        tracker.forget([TP])
+
+    revoking = asyncio.ensure_future(revoke_soon())
+    await fetcher._take(TP, [Record(o, b"x") for o in range(20)], generation)  # type: ignore[arg-type]
+    await revoking
+    assert 0 < len(admitted.sources) < 20  # taken until the first yield after the revocation
