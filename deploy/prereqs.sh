@@ -118,7 +118,12 @@ for i in "${!packages[@]}"; do
     packages[$i]=default-jre-headless
   fi
 done
-apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+# apt's chatter (debconf notes about apt-utils) is noise on success; on failure it is the answer.
+apt_log=$(mktemp)
+if ! apt-get install -y -qq --no-install-recommends "${packages[@]}" >"$apt_log" 2>&1; then
+  cat "$apt_log" >&2; rm -f "$apt_log"; exit 1
+fi
+rm -f "$apt_log"
 # The Debian prometheus package starts a system service on :9090; our tests start their own
 # servers on free loopback ports and want none of theirs in the way.
 case " ${packages[*]} " in
