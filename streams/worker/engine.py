@@ -104,9 +104,11 @@ class WorkerEngine:
         await self._consumer.start()
         for lane in self.lanes.values():
             lane.start()
-        commit = self.transactions.commit_all if self.transactions is not None else None
+        txns = self.transactions
+        commit = txns.commit_all if txns is not None else None
+        wake = txns.answers_to_commit if txns is not None else None
         self.supervisor.spawn("committer", lambda: self._committer.run(
-            self.options.commit_interval_ms, self._report_progress, commit))
+            self.options.commit_interval_ms, self._report_progress, commit, wake))
         try:
             await self._fetcher.run(self._stopping)
         except Exception as exc:

@@ -33,6 +33,8 @@ from streams.worker.transactions import PartitionTransactions
 
 logger = logging.getLogger(__name__)
 
+COALESCE_S = 0.005  # exactly-once: shortest gap between two commits of the committer
+
 
 class Committer:
     def __init__(self, consumer: AIOKafkaConsumer, tracker: OffsetTracker[TopicPartition],
@@ -51,14 +53,21 @@ class Committer:
         self._tracker.mark_committed(positions)
 
     async def run(self, interval_ms: float, tick: Callable[[], None],
-                  commit: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Every interval: `commit` (default: the group commit of finished positions)."""
+                  commit: Callable[[], Awaitable[None]] | None = None,
+                  wake: Callable[[float], Awaitable[None]] | None = None) -> None:
+        """Every interval: `commit` (default: the group commit of finished positions). With
+        `wake` (exactly-once), whenever it returns instead: as soon as there is work, at most
+        every `COALESCE_S`, so the answers of one finishing batch share a transaction."""
         commit = commit or self.commit
         next_at = time.monotonic()
         while True:
-            # A fixed rate: the commit's own duration does not stretch the interval.
-            next_at = max(next_at + interval_ms / 1000.0, time.monotonic())
-            await asyncio.sleep(next_at - time.monotonic())
+            if wake is not None:
+                await asyncio.sleep(COALESCE_S)
+                await wake(interval_ms / 1000.0)
+            else:
+                # A fixed rate: the commit's own duration does not stretch the interval.
+                next_at = max(next_at + interval_ms / 1000.0, time.monotonic())
+                await asyncio.sleep(next_at - time.monotonic())
             try:
                 await commit()
             except Exception as exc:  # noqa: BLE001 - retried next tick; a rebalance may race

@@ -105,6 +105,20 @@ class Repairer:
         shrunk, cuts = shrink_result(fit_result(outcome.result)[0])
         return [self._result_record(shrunk, record.topic, cuts)]
 
+    def replacement(self, outcome: Outcome, record: Outgoing, error: BaseException) -> Outcome:
+        """`outcome` with `record`, which a transaction refused, swapped for what the repair
+        rules send instead: its reduced form, or `rejected` + a dead letter for a refusing reply
+        topic; unchanged when neither applies."""
+        kind = failure_kind(error)
+        if kind == "too_large":
+            smaller = self.smaller(record, outcome)
+            if smaller:
+                records = [smaller[-1] if r is record else r for r in outcome.records]
+                return Outcome(outcome.source, records, outcome.result, outcome.on_sent)
+        elif kind == "refused" and record.topic != self._topics.results:
+            return self.rerouted(record.topic, error, outcome)
+        return outcome
+
     def rerouted(self, topic: str, error: BaseException, outcome: Outcome) -> Outcome:
         """What replaces an answer its reply topic refused: `rejected` (code
         `reply_topic_unavailable`) on the results topic, plus the request's dead letter."""

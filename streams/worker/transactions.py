@@ -1,5 +1,6 @@
-"""Exactly-once delivery: per input partition, one Kafka transaction every commit interval
-carrying the answers of the records it covers and the partition's next offset.
+"""Exactly-once delivery: per input partition, Kafka transactions carrying the answers of the
+records they cover and the partition's next offset, started as soon as answers are ready (at
+most one in flight per partition; the commit interval bounds the wait when nothing wakes us).
 
 aiokafka's transaction requests are version 0: `send_offsets_to_transaction` carries no
 consumer-group generation, so there is no KIP-447 fencing. Zombies are fenced the way Kafka
@@ -25,6 +26,7 @@ Failures:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -36,7 +38,7 @@ from streams.protocol.fit import Outgoing
 from streams.worker.observer import WorkerObserver
 from streams.worker.offsets import OffsetTracker
 from streams.worker.options import EngineOptions
-from streams.worker.outcomes import Outcome, failure_kind
+from streams.worker.outcomes import Outcome
 from streams.worker.repair import Repairer
 from streams.worker.txn_failures import (
     FENCED,
@@ -71,6 +73,7 @@ class PartitionTransactions:
         self._locks: dict[TopicPartition, asyncio.Lock] = {}
         self.suspended: set[TopicPartition] = set()  # fenced: no fetching until revoked
         self._recovering: set[asyncio.Task[None]] = set()
+        self._answers_held = asyncio.Event()  # wakes the committer (`answers_to_commit`)
         self.committed = 0  # transactions committed (metrics, bench)
         self.aborted = 0
 
@@ -99,6 +102,15 @@ class PartitionTransactions:
         if tp not in self._producers:
             return  # revoked or fenced meanwhile: the new owner answers it
         self._held.setdefault(tp, {})[outcome.source.offset] = (outcome, time.monotonic())
+        self._answers_held.set()
+
+    async def answers_to_commit(self, max_wait_s: float) -> None:
+        """Return once an answer was held since the last call, or after `max_wait_s`. The
+        committer starts transactions as soon as there is work for one: a fixed tick added up to
+        a whole interval (plus the previous commit's duration) to every answer's latency."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._answers_held.wait(), max_wait_s)
+        self._answers_held.clear()
 
     def held(self) -> int:
         return sum(len(v) for v in self._held.values())
@@ -169,22 +181,10 @@ class PartitionTransactions:
                            tp.partition)
             await self._reinitialise(tp)
             return
-        for offset, record, record_error in failures:
-            self._replace(tp, offset, record, record_error)
-
-    def _replace(self, tp: TopicPartition, offset: int, record: Outgoing,
-                 error: BaseException) -> None:
-        """Swap a record the transaction refused for what the repair rules send instead."""
-        outcome, held_at = self._held[tp][offset]
-        kind = failure_kind(error)
-        if kind == "too_large":
-            smaller = self._repairer.smaller(record, outcome)
-            if smaller:
-                records = [smaller[-1] if r is record else r for r in outcome.records]
-                outcome = Outcome(outcome.source, records, outcome.result, outcome.on_sent)
-        elif kind == "refused" and record.topic != self._options.results_topic:
-            outcome = self._repairer.rerouted(record.topic, error, outcome)
-        self._held[tp][offset] = (outcome, held_at)
+        for offset, record, record_error in failures:  # swapped for what repair sends instead
+            outcome, held_at = self._held[tp][offset]
+            self._held[tp][offset] = (self._repairer.replacement(outcome, record, record_error),
+                                      held_at)
 
     # ---- producers ----------------------------------------------------------------------
     async def _open(self, tp: TopicPartition) -> None:
