@@ -85,9 +85,11 @@ def run_worker(settings: Settings) -> int:
     chdb_claim = claim_chdb_path(settings, worker_id)
     devices = [spec.device for spec in specs_to_serve(settings, load_registry(
         settings.model_registry))]
+    # Before anything imports torch (the triton guard may, to resolve device "auto"): the
+    # OpenMP wait policy is read once, when torch loads.
+    _progress(f"OpenMP wait policy: {prefer_passive_waiting()}")
     if keep_triton_unloaded(devices):
         logger.debug("every model runs on the CPU: triton is not loaded")
-    _progress(f"OpenMP wait policy: {prefer_passive_waiting()}")
     metrics = WorkerMetrics(Health(("models_loaded", "partitions_assigned")))
     served = load_served_models(settings, progress=_progress, on_loaded=metrics.model_loaded)
     metrics.set_ready("models_loaded", True)
