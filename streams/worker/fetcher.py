@@ -106,7 +106,8 @@ class Fetcher:
                 return
             key, value = record.key, record.value
             size = len(key or b"") + len(value or b"")
-            source = Source(tp, record.offset, consumed, generation, key, value)
+            source = Source(tp, record.offset, consumed, generation, key, value,
+                            record.headers)
             if not self._tracker.started(tp, generation, record.offset, size):
                 return
             self.consumed += 1

@@ -22,6 +22,7 @@ class Record:
     offset: int
     value: bytes
     key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()  # as aiokafka's ConsumerRecord has them
 
 
 @dataclass
