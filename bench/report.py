@@ -151,7 +151,22 @@ def _summary_rows(d: dict[str, Any]) -> list[Row]:
                      ""))
         rows.append(("6. sink cost per request", "µs", sink["cost_us_per_request"], "", ""))
     rows += _delivery_rows(d.get("delivery", {}))
+    rows += _tracing_rows(d.get("tracing", {}))
     return rows
+
+
+def _tracing_rows(tr: dict[str, Any]) -> list[Row]:
+    if "off_over_bypass" not in tr:
+        return []
+    per_record = tr["us_per_record"]
+    return [
+        ("9. hot path per record: bypass / off / on", "µs",
+         " / ".join(f"{med(per_record[arm]):,.1f}" for arm in ("bypass", "off", "on")), "", ""),
+        ("9. tracing off / facade bypassed (per round)", "ratio", tr["off_over_bypass"],
+         "≈ 1 (report)", ""),
+        ("9. tracing on (in-memory exporter) / bypassed (per round)", "ratio",
+         tr["on_over_bypass"], "report", ""),
+    ]
 
 
 def _delivery_rows(dl: dict[str, Any]) -> list[Row]:

@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"  # 0.0.0.0 only inside a container (compose.yaml sets it)
     web_port: int = Field(default=6066, ge=0, le=65535)
     log_level: str = "INFO"
+    # OpenTelemetry traces through Kafka (README "Tracing"; needs `streamserve[tracing]`); the
+    # exporter is configured by the standard OTEL_* variables.
+    tracing: bool = False
 
     # --- autoscaling (`streamserve up --workers auto`) and capacity planning (`plan`) ---
     autoscale_min_replicas: int = Field(default=1, ge=1, le=1024)

@@ -2,7 +2,9 @@
 
 One shared results consumer per client (no consumer group: it reads every partition of the
 results topic from the moment the client starts) resolves one future per request id. Results
-are at-least-once: a duplicate for an id already answered is ignored.
+are at-least-once: a duplicate for an id already answered is ignored. With tracing on
+(`STREAMSERVE_TRACING`, or a `tracer` given), each request is published inside a `send` span
+(child of the caller's current span) whose W3C context rides in the record's headers.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -22,8 +24,12 @@ from streams.errors import DecodeError, StreamserveError
 from streams.kafka.broker_check import start_or_explain
 from streams.kafka.options import producer_options, reader_options
 from streams.protocol.chunks import closing_chunk_of
+from streams.tracing.setup import open_tracing
 from streams.wire.codec import RecordCodec, request_codec, result_codec, token_codec
 from streams.wire.registry_catalog import RegistrySchemas, open_codecs
+
+if TYPE_CHECKING:
+    from streams.tracing.spans import Tracer
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +64,9 @@ def new_request(model: str, task: str, *, text: str | None = None,
 class InferenceClient:
     """`async with InferenceClient(settings) as client: result = await client.infer(req)`."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tracer: Tracer | None = None) -> None:
         self._settings = settings
+        self._tracer = tracer if tracer is not None else open_tracing(settings.tracing)
         self._requests: RecordCodec = request_codec()
         self._results: RecordCodec = result_codec()
         self._producer = AIOKafkaProducer(**producer_options(settings))
@@ -120,6 +127,8 @@ class InferenceClient:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)
         await self._close_clients()
+        if self._tracer is not None:  # the last spans out (the exporter may block: off the loop)
+            await asyncio.to_thread(self._tracer.flush)
 
     async def _close_clients(self) -> None:
         """Stop both clients; safe on clients that never started (aiokafka warns about
@@ -133,10 +142,25 @@ class InferenceClient:
         future = self._waiting.get(request_id)
         if future is None:
             future = self._waiting[request_id] = asyncio.get_running_loop().create_future()
-        await self._producer.send_and_wait(self._settings.requests_topic,
-                                           self._requests.encode(request),
-                                           key=request_id.encode())
+        sent = await self._publish(request_id, self._requests.encode(request))
+        await sent
         return future
+
+    async def _publish(self, request_id: str, value: bytes) -> asyncio.Future[Any]:
+        """Queue one request record (its acknowledgement: the returned future), in a `send`
+        span whose context goes in its headers when tracing is on."""
+        topic = self._settings.requests_topic
+        if self._tracer is None:
+            sent: asyncio.Future[Any] = await self._producer.send(topic, value,
+                                                                  key=request_id.encode())
+            return sent
+        span = self._tracer.client_send(topic, request_id)
+        try:
+            sent = await self._producer.send(topic, value, key=request_id.encode(),
+                                             headers=span.headers)
+            return sent
+        finally:
+            span.end()
 
     async def infer(self, request: Mapping[str, Any], timeout_s: float = 60.0) -> dict[str, Any]:
         future = await self.send(request)
@@ -154,8 +178,7 @@ class InferenceClient:
             request_id = str(request["request_id"])
             futures.append(self._waiting.setdefault(
                 request_id, asyncio.get_running_loop().create_future()))
-            await self._producer.send(self._settings.requests_topic,
-                                      self._requests.encode(request), key=request_id.encode())
+            await self._publish(request_id, self._requests.encode(request))
         await self._producer.flush()
         try:
             return list(await asyncio.wait_for(asyncio.gather(*futures), timeout_s))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streams.clock import deadline_to_mono, epoch_ms, mono_ms
 from streams.errors import DecodeError, InvalidRequest
@@ -30,7 +30,10 @@ from streams.worker.lanes.base import Lane, Publish
 from streams.worker.observer import WorkerObserver
 from streams.worker.rejection import Rejector
 from streams.worker.replies import ReplyTopics
-from streams.worker.served import ServedModels
+from streams.worker.served import ServedModel, ServedModels
+
+if TYPE_CHECKING:
+    from streams.tracing.spans import RequestTrace, Tracer
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +42,8 @@ class Admission:
     def __init__(self, codec: RecordCodec, served: Callable[[], ServedModels],
                  lanes: Mapping[tuple[str, str], Lane], replies: ReplyTopics,
                  rejector: Rejector, publish: Publish, observer: WorkerObserver,
-                 worker_id: str, schemas: RegistrySchemas | None = None) -> None:
+                 worker_id: str, schemas: RegistrySchemas | None = None,
+                 tracer: Tracer | None = None) -> None:
         self._codec = codec
         self._served = served
         self._lanes = lanes
@@ -49,6 +53,7 @@ class Admission:
         self._observer = observer
         self._worker_id = worker_id
         self._schemas = schemas  # learns writer ids the registry knows and we do not yet
+        self._tracer = tracer
 
     async def admit(self, source: Source, size: int) -> None:
         """Give the record at `source` its way to an outcome; never raises (but cancellation)."""
@@ -85,14 +90,16 @@ class Admission:
         if item.is_expired(now_epoch):
             result = expired_result(header, worker_id=self._worker_id,
                                     completed_at_ms=int(now_epoch))
-            job = Job(item, source, 0, now_mono, reply_topic=reply_topic)
+            job = Job(item, source, 0, now_mono, reply_topic=reply_topic,
+                      trace=self._trace(header, source, model))
             await self._publish(result, job, None, None)
             return
         tokens = count_input_tokens(item.input, model.runner.count_tokens,
                                     model.runner.max_input_tokens)
         deadline = deadline_to_mono(item.deadline_ms, epoch_now_ms=now_epoch,
                                     mono_now_ms=now_mono)
-        job = Job(item, source, tokens, mono_ms(), deadline, reply_topic)
+        job = Job(item, source, tokens, mono_ms(), deadline, reply_topic,
+                  self._trace(header, source, model))
         completion = self._lanes[model.key].admit(job)
         if completion is not None:
             self._observer.shed(model.name)
@@ -101,3 +108,11 @@ class Admission:
                                  completed_at_ms=int(epoch_ms()),
                                  estimated_completion_ms=epoch_ms() + late_by)
             await self._publish(result, job, None, None)
+
+    def _trace(self, header: RequestHeader, source: Source,
+               model: ServedModel) -> RequestTrace | None:
+        """The request span (child of the client's trace context), only when tracing is on."""
+        if self._tracer is None:
+            return None
+        return self._tracer.request(source.headers, header.request_id, model.name,
+                                    header.created_at_ms, source.consumed_at_ms)

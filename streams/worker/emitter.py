@@ -26,7 +26,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from streams.protocol.dead_letters import DeadLetter
-from streams.protocol.fit import Outgoing, cut_note, fit_dead_letter, fit_result
+from streams.protocol.fit import Headers, Outgoing, cut_note, fit_dead_letter, fit_result
 from streams.wire.codec import RecordCodec
 from streams.worker.jobs import Source
 from streams.worker.offsets import OffsetTracker
@@ -70,14 +70,17 @@ class Emitter:
 
     # ---- what the worker publishes ----------------------------------------------------
     async def result(self, result: dict[str, Any], source: Source,
-                     reply_topic: str | None = None, on_sent: OnSent | None = None) -> None:
-        """Publish one result (key = request id) for the record at `source`."""
-        record = self._result_record(result, reply_topic or self._topics.results)
+                     reply_topic: str | None = None, on_sent: OnSent | None = None,
+                     headers: Headers | None = None) -> None:
+        """Publish one result (key = request id) for the record at `source`; `headers`: its
+        trace context."""
+        record = self._result_record(result, reply_topic or self._topics.results, None, headers)
         await self._emit(Outcome(source, [record], result, on_sent))
 
     async def dead_letter(self, letter: DeadLetter, source: Source,
                           result: dict[str, Any] | None = None,
-                          on_sent: OnSent | None = None, result_topic: str | None = None) -> None:
+                          on_sent: OnSent | None = None, result_topic: str | None = None,
+                          result_headers: Headers | None = None) -> None:
         """The original record to the DLQ, plus its result (`rejected`, or the model's error)
         when there is one: on the results topic unless `result_topic` (an allowed reply topic)."""
         records = [fit_dead_letter(Outgoing(self._topics.dlq, letter.key, letter.value or b"",
@@ -85,10 +88,11 @@ class Emitter:
         if result is not None:
             result, cuts = fit_result(result)
             records.append(self._result_record(result, result_topic or self._topics.results,
-                                               cuts))
+                                               cuts, result_headers))
         await self._emit(Outcome(source, records, result, on_sent))
 
-    async def chunk(self, chunk: dict[str, Any]) -> asyncio.Future[Any] | None:
+    async def chunk(self, chunk: dict[str, Any],
+                    headers: Headers | None = None) -> asyncio.Future[Any] | None:
         """Publish one token chunk (key = request id: one request's chunks share a partition,
         so they stay in order). Not tracked for offsets: the request's result, sent only after
         its final chunk, is what commits the record. A chunk that cannot be sent is counted
@@ -96,7 +100,7 @@ class Emitter:
         try:
             future: asyncio.Future[Any] = await self._producer.send(
                 self._topics.tokens, self._chunk_codec.encode(chunk),
-                key=chunk["request_id"].encode())
+                key=chunk["request_id"].encode(), headers=headers)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a stream loses a chunk, never the worker
@@ -114,10 +118,11 @@ class Emitter:
 
     # ---- sending ------------------------------------------------------------------------
     def _result_record(self, result: dict[str, Any], topic: str,
-                       cuts: list[str] | None = None) -> Outgoing:
+                       cuts: list[str] | None = None, headers: Headers | None = None
+                       ) -> Outgoing:
         """A result as a record: key = request id (a request's answers share a partition)."""
         return Outgoing(topic, str(result["request_id"]).encode(), self._codec.encode(result),
-                        cut_note(cuts or []))
+                        [*(headers or ()), *cut_note(cuts or [])])
 
     async def _emit(self, outcome: Outcome) -> None:
         if self._transactions is not None:

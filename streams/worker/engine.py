@@ -18,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from functools import partial
+from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from models.base import StreamingGenerator
 from streams.policy.batching import MicroBatcher
 from streams.protocol.results import rejected_instead
+from streams.tracing.setup import open_tracing
 from streams.wire.codec import RecordCodec, token_codec
 from streams.wire.registry_catalog import RegistrySchemas
 from streams.worker.admission import Admission
@@ -46,6 +48,9 @@ from streams.worker.served import ServedModel, ServedModels
 from streams.worker.supervisor import Supervisor
 from streams.worker.transactions import PartitionTransactions
 
+if TYPE_CHECKING:
+    from streams.tracing.spans import Tracer
+
 logger = logging.getLogger(__name__)
 
 
@@ -54,12 +59,14 @@ class WorkerEngine:
                  request_codec: RecordCodec, result_codec: RecordCodec,
                  observer: WorkerObserver | None = None,
                  chunk_codec: RecordCodec | None = None, health: Health | None = None,
-                 schemas: RegistrySchemas | None = None) -> None:
+                 schemas: RegistrySchemas | None = None, tracer: Tracer | None = None) -> None:
         self.options = options
         self.served = served
         self.observer: WorkerObserver = observer or NullObserver()
         self.health = health or Health()
         self.supervisor = Supervisor(self.health, self._restarted)
+        # Spans and trace headers (streams.tracing): None, and free, unless tracing is on.
+        self.tracer = tracer if tracer is not None else open_tracing(options.tracing)
         self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
         self.assigned: set[TopicPartition] = set()
         self._consumer = AIOKafkaConsumer(**options.consumer_kwargs)
@@ -74,14 +81,16 @@ class WorkerEngine:
             chunk_codec or token_codec(), max_record_bytes=options.max_record_bytes,
             rejected_for=partial(rejected_instead, worker_id=options.worker_id),
             on_refused=self._replies.refused, on_reduced=self.observer.reduced)
-        rejector = Rejector(self._emitter, self.observer, options.worker_id)
+        rejector = Rejector(self._emitter, self.observer, options.worker_id,
+                            tracing=self.tracer is not None)
         answers = Answers(self._tracker, self._emitter, rejector, self.observer)
         self._hooks = LaneHooks(options.worker_id, answers.publish, answers.dead_letter,
-                                answers.publish_chunk, self.observer, self.health, self.supervisor)
+                                answers.publish_chunk, self.observer, self.health, self.supervisor,
+                                self.tracer)
         self.lanes: dict[tuple[str, str], Lane] = {m.key: self._new_lane(m) for m in served}
         self._admission = Admission(request_codec, lambda: self.served, self.lanes,
                                     self._replies, rejector, answers.publish, self.observer,
-                                    options.worker_id, schemas)
+                                    options.worker_id, schemas, self.tracer)
         self._fetcher = Fetcher(self._consumer, self._tracker, self._admission, options,
                                 self.observer, self.assigned)
         self._committer = Committer(self._consumer, self._tracker, self.assigned)
@@ -203,6 +212,8 @@ class WorkerEngine:
         await self.supervisor.stop_all()
         await self._consumer.stop()
         await self._producer.stop()
+        if self.tracer is not None:  # the last spans out (the exporter may block: off the loop)
+            await asyncio.to_thread(self.tracer.flush)
 
     def _use_transactions(self) -> None:
         """Exactly-once: per-partition transactional producers commit answers and offsets."""

@@ -117,9 +117,11 @@ class Fetcher:
                 self._consumer.seek(tp, record.offset)  # not taken: read it again later
                 self.hold_back()
                 return
-            key, value = record.key, record.value
+            key, value, headers = record.key, record.value, record.headers
             size = len(key or b"") + len(value or b"")
-            source = Source(tp, record.offset, consumed, generation, key, value)
+            if headers:  # kept with the record (trace context, its dead letter): counted too
+                size += sum(len(name) + len(data or b"") for name, data in headers)
+            source = Source(tp, record.offset, consumed, generation, key, value, headers)
             if not self._tracker.started(tp, generation, record.offset, size):
                 return
             self.consumed += 1

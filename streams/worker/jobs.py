@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiokafka import TopicPartition
 
 from streams.protocol.requests import WorkItem
+
+if TYPE_CHECKING:
+    from streams.tracing.spans import RequestTrace
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +24,7 @@ class Source:
     generation: int = 0  # see OffsetTracker: stale generations are ignored
     key: bytes | None = None  # the original record, kept for its dead letter
     value: bytes | None = None
+    headers: Sequence[tuple[str, bytes | None]] = ()  # as fetched: trace context, DLQ copy
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +40,7 @@ class Job:
     enqueued_at_ms: float
     deadline_ms: float | None = None
     reply_topic: str | None = None  # checked against the allow-list; None = results topic
+    trace: RequestTrace | None = None  # its request span; None when tracing is off
 
     @property
     def batch_key(self) -> str:

@@ -46,6 +46,7 @@ class EngineOptions:
     max_record_bytes: int = PRODUCE_MAX_BYTES  # the producer's max_request_size
     revoke_ack_timeout_s: float = 10.0  # acknowledgements awaited at a hand-over, at most
     shutdown_grace_s: float = 30.0  # computing work awaited at a graceful stop, at most
+    tracing: bool = False  # spans and trace headers (streams.tracing)
 
     @classmethod
     def from_settings(cls, settings: Settings, longest_batch_s: float = 0.0) -> EngineOptions:
@@ -91,6 +92,7 @@ class EngineOptions:
             exactly_once=settings.delivery == "exactly_once",
             consumer_group=settings.consumer_group,
             transactional_kwargs=transactional,
+            tracing=settings.tracing,
         )
 
     def transactional_id(self, topic: str, partition: int) -> str:

@@ -14,8 +14,10 @@ from typing import Any
 from streams.clock import epoch_ms
 from streams.errors import InvalidRequest
 from streams.protocol.dead_letters import dead_letter
+from streams.protocol.fit import Headers
 from streams.protocol.header import RequestHeader
 from streams.protocol.results import rejected_result
+from streams.tracing.propagation import trace_headers_of
 from streams.worker.emitter import Emitter
 from streams.worker.jobs import Source
 from streams.worker.observer import WorkerObserver
@@ -26,8 +28,10 @@ Logged = Callable[[dict[str, Any] | None, Source, str], None]
 
 
 class Rejector:
-    def __init__(self, emitter: Emitter, observer: WorkerObserver, worker_id: str) -> None:
+    def __init__(self, emitter: Emitter, observer: WorkerObserver, worker_id: str,
+                 tracing: bool = False) -> None:
         self._emitter = emitter
+        self._tracing = tracing
         self._observer = observer
         self._worker_id = worker_id
 
@@ -36,6 +40,7 @@ class Rejector:
         """Dead-letter the record at `source`; `rejected` result too when its id is known."""
         letter = dead_letter(key=source.key, value=source.value, topic=source.tp.topic,
                              partition=source.tp.partition, offset=source.offset,
+                             original_headers=source.headers,
                              error_class=type(error).__name__, message=_short(error), code=code)
         result = None
         if header is not None and header.request_id.strip():
@@ -44,19 +49,26 @@ class Rejector:
             result = rejected_result(header, refusal, worker_id=self._worker_id,
                                      completed_at_ms=int(epoch_ms()))
         self._observer.dead_lettered(code)
-        await self._emitter.dead_letter(letter, source, result, self._logged(source, task))
+        # No request span yet (refused before one was made): the result keeps the client's.
+        await self._emitter.dead_letter(letter, source, result, self._logged(source, task),
+                                        result_headers=trace_headers_of(source.headers)
+                                        if self._tracing else None)
 
     async def failed(self, result: dict[str, Any], source: Source, reply_topic: str | None,
-                     error: BaseException | str, on_sent: OnSent) -> None:
-        """A request the model failed on: its error result, and its dead letter."""
+                     error: BaseException | str, on_sent: OnSent,
+                     trace_headers: Headers | None = None) -> None:
+        """A request the model failed on: its error result (with `trace_headers`: its request
+        span's context), and its dead letter."""
         code = str((result.get("error") or {}).get("code", "model_error"))
         error_class = type(error).__name__ if isinstance(error, BaseException) else "ModelError"
         message = _short(error) if isinstance(error, BaseException) else str(error)[:1000]
         letter = dead_letter(key=source.key, value=source.value, topic=source.tp.topic,
                              partition=source.tp.partition, offset=source.offset,
+                             original_headers=source.headers,
                              error_class=error_class, message=message, code=code)
         self._observer.dead_lettered(code)
-        await self._emitter.dead_letter(letter, source, result, on_sent, result_topic=reply_topic)
+        await self._emitter.dead_letter(letter, source, result, on_sent, result_topic=reply_topic,
+                                        result_headers=trace_headers)
 
     def _logged(self, source: Source, task: str) -> OnSent:
         def sent(published: dict[str, Any] | None) -> None:

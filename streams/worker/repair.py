@@ -129,6 +129,7 @@ class Repairer:
                                                        message))
         letter = dead_letter(key=source.key, value=source.value, topic=source.tp.topic,
                              partition=source.tp.partition, offset=source.offset,
+                             original_headers=source.headers,
                              error_class=type(error).__name__, message=message,
                              code="reply_topic_unavailable")
         records = [self._result_record(rejected, self._topics.results, cuts),

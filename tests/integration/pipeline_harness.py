@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer
 
@@ -21,6 +21,9 @@ from streams.wire.codec import request_codec, result_codec
 from streams.worker.engine import WorkerEngine
 from streams.worker.options import EngineOptions
 from streams.worker.served import ServedModel, ServedModels
+
+if TYPE_CHECKING:
+    from streams.tracing.spans import Tracer
 
 
 def pipeline_settings(kafka: LocalCluster, **overrides: Any) -> Settings:
@@ -59,13 +62,15 @@ class Workers:
 
 @asynccontextmanager
 async def running_workers(settings: Settings, count: int,
-                          models: Sequence[ServedModels]) -> AsyncIterator[Workers]:
+                          models: Sequence[ServedModels],
+                          tracer: Tracer | None = None) -> AsyncIterator[Workers]:
     await ensure_topics(settings, service_topics(settings))
     workers = Workers(settings)
     for index in range(count):
         options = EngineOptions.from_settings(settings.model_copy(
             update={"worker_id": f"w{index}-{uuid.uuid4().hex[:6]}"}))
-        engine = WorkerEngine(options, models[index], request_codec(), result_codec())
+        engine = WorkerEngine(options, models[index], request_codec(), result_codec(),
+                              tracer=tracer)
         workers.engines.append(engine)
         workers.tasks.append(asyncio.create_task(engine.run()))
     try:

@@ -25,6 +25,7 @@ class Record:
     offset: int
     value: bytes
     key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()  # as aiokafka's ConsumerRecord has them
 
 
 @dataclass
@@ -79,6 +80,17 @@ async def test_the_byte_cap_stops_mid_fetch_and_rewinds_to_the_first_record_not_
         tracker.finished(TP, generation, offset)
     fetcher.hold_back()
     assert TP not in consumer.paused  # room again: fetching resumes
+
+
+async def test_headers_count_toward_the_byte_cap_and_stay_with_the_record() -> None:
+    fetcher, consumer, admitted, tracker = rig(max_bytes=1000)
+    generation = tracker.assign(TP)
+    headers = (("traceparent", b"t" * 55), ("junk", b"j" * 430))  # 500 bytes with the names
+    records = [Record(offset, b"x" * 100, headers=headers) for offset in range(5)]
+    await fetcher._take(TP, records, generation)  # type: ignore[arg-type]
+    assert [s.offset for s in admitted.sources] == [0, 1]  # 1,200 bytes >= the cap
+    assert tracker.in_flight_bytes() == 1200 and consumer.seeks == [(TP, 2)]
+    assert admitted.sources[0].headers == headers  # for the trace context and the DLQ copy
 
 
 async def test_a_record_larger_than_the_cap_is_still_taken_when_nothing_is_in_flight() -> None:

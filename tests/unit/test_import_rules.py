@@ -95,7 +95,29 @@ def test_every_package_says_what_it_owns_and_must_not_import() -> None:
     for init in (ROOT / "streams").rglob("__init__.py"):
         doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
         assert doc, f"{rel(init)} has no docstring"
-    for package in ("wire", "protocol", "policy", "kafka", "analytics", "client", "worker"):
+    for package in ("wire", "protocol", "policy", "kafka", "analytics", "client", "worker",
+                    "tracing"):
         doc = ast.get_docstring(ast.parse((ROOT / "streams" / package / "__init__.py")
                                           .read_text(encoding="utf-8"))) or ""
         assert "Must not import" in doc, package
+
+
+def test_only_the_tracing_package_imports_opentelemetry() -> None:
+    users = {rel(p) for p in modules("streams", "models", "bench")
+             if "opentelemetry" in roots(imports(p))}
+    assert users <= {"streams/tracing/spans.py", "streams/tracing/setup.py"}, users
+
+
+def test_tracing_reaches_into_no_other_package() -> None:
+    allowed = {"streams.tracing", "streams.clock", "streams.errors"}
+    for path in modules("streams/tracing"):
+        assert not roots(imports(path)) & IO_FRAMEWORKS, rel(path)
+        ours = {n for n in imports(path) if n.split(".")[0] in {"streams", "models", "schemas"}}
+        assert all(n.split(".")[0] + "." + n.split(".")[1] in allowed for n in ours), (
+            rel(path), ours)
+
+
+def test_trace_propagation_needs_no_opentelemetry() -> None:
+    code = ("import sys\nsys.modules['opentelemetry'] = None\n"
+            "import streams.tracing.propagation\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import TopicPartition
 
@@ -27,6 +27,9 @@ from streams.worker.jobs import Job
 from streams.worker.observer import WorkerObserver
 from streams.worker.served import ServedModel
 from streams.worker.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from streams.tracing.spans import Tracer
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +52,7 @@ class LaneHooks:
     observer: WorkerObserver
     health: Health
     supervisor: Supervisor
+    tracer: Tracer | None = None  # batch spans; None when tracing is off
 
 
 class Lane:

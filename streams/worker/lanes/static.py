@@ -108,6 +108,9 @@ class StaticLane(Lane):
         self.service_time.observe(finished - started)
         self.computed += len(jobs)
         self.hooks.observer.batch_done(self.model.name, len(jobs), (finished - started) / 1e3)
+        if self.hooks.tracer is not None:
+            self.hooks.tracer.batch(self.model.name, [job.trace for job in jobs],
+                                    batch.formed_at_ms, finished)
         answered = any(not isinstance(outcome, Failed) for outcome in outcomes)
         self._record_outcome(answered)
         if probe and not answered:
