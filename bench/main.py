@@ -22,7 +22,18 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import ceiling, delivery, latency, naive, overhead, pipeline, report, scaling, sink
+from bench import (
+    ceiling,
+    control_cost,
+    delivery,
+    latency,
+    naive,
+    overhead,
+    pipeline,
+    report,
+    scaling,
+    sink,
+)
 from bench.common import say
 from bench.context import Context
 from bench.gpu import options as device_options
@@ -35,7 +46,7 @@ from bench.quix_env import build, quix_python, quix_version
 STAGES: dict[str, Callable[[Context], dict[str, Any]]] = {
     "ceiling": ceiling.run, "pipeline": pipeline.run, "overhead": overhead.run,
     "naive": naive.run, "latency": latency.run, "scaling": scaling.run, "sink": sink.run,
-    "delivery": delivery.run,
+    "delivery": delivery.run, "control": control_cost.run,
 }
 NOTES = [
     "Contenders run as separate processes (the real worker: WorkerEngine in the faust app under "

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ALL_STAGES = ("ceiling", "pipeline", "overhead", "naive", "latency", "scaling", "sink",
-              "delivery")
+              "delivery", "control")
 
 
 @dataclass(frozen=True)

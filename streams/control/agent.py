@@ -140,6 +140,16 @@ class ControlAgent:
         await self._status.send(key=f"{self._worker_id}/{model}".encode(),
                                 value=self._status_codec.encode(record))
 
+    async def withdraw(self) -> None:
+        """At a graceful stop: tombstones for this worker's reports, so `models list` and the
+        CLI's wait for answers forget it (a crashed worker's reports stay until it returns)."""
+        try:
+            for model in self._models():
+                await self._status.send(key=f"{self._worker_id}/{model}".encode(), value=None)
+            await self._status.app.producer.flush()
+        except Exception as exc:  # noqa: BLE001 - a stopping worker must still stop
+            logger.warning("control reports not withdrawn: %r", exc)
+
     async def _report_when_caught_up(self) -> None:
         """Once caught up, what this worker serves: `streamserve models list` reads it."""
         await self._caught_up.wait()

@@ -89,6 +89,8 @@ async def serve(settings: Settings, options: EngineOptions, served: ServedModels
         try:
             await engine.run()
         finally:
+            if agent is not None:
+                await agent.withdraw()
             if watcher is not None:
                 watcher.cancel()
                 await asyncio.gather(watcher, return_exceptions=True)

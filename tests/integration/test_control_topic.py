@@ -124,6 +124,31 @@ async def test_route_change_bad_records_and_a_late_worker(kafka: LocalCluster,
         print(listing)
         assert status == 0 and listing.count("serving 1=0.50 2=0.50") == 3, listing
         assert "encoder: route -> 1=50 2=50" in listing, listing  # bad records are not state
+
+        # Pause refuses (rejected + dead letter), resume serves; retire and load move versions.
+        assert (await models_cli(settings, registry, "pause", "encoder", "--workers", "3"))[0] == 0
+        paused = batch("p", 20)
+        await send_requests(settings, paused)
+        answered = await read_answers(settings, {r["request_id"] for r in paused}, 120)
+        assert {answered.statuses[r["request_id"]] for r in paused} == {"rejected"}
+        assert (await models_cli(settings, registry, "resume", "encoder", "--workers", "3"))[0] == 0
+        status, output = await models_cli(settings, registry, "retire", "encoder", "1",
+                                          "--workers", "3")
+        assert status == 0 and output.count("serving 2=1.00") == 3, output
+        assert all(routing(w) == {"2": 1.0} and "encoder:1" not in w.state()["models"]
+                   for w in workers)
+        status, output = await models_cli(settings, registry, "load", "encoder", "1",
+                                          "--workers", "3")
+        assert status == 0 and all("encoder:1" in w.state()["models"] for w in workers), output
+        last = batch("d", 200)
+        await send_requests(settings, last)
+        answered = await read_answers(settings, {r["request_id"] for r in last}, 120)
+        assert {answered.versions[r["request_id"]] for r in last} == {"2"}  # 1 is at weight 0
+
+        # A worker that stops gracefully withdraws its reports.
+        workers[2].stop()
+        status, listing = await models_cli(settings, registry, "list")
+        assert workers[2].name not in listing and workers[0].name in listing, listing
     finally:
         for w in workers:
             w.stop()
