@@ -141,8 +141,9 @@ def _topics(commands: _Subparsers) -> None:
     create = _command(topic_commands, "create", "create the missing service topics, then "
                       "describe them", "streamserve topics create --replication-factor 3",
                       action="topics create",
-                      description="Create the requests, results, tokens and dead-letter topics "
-                      "that do not exist yet. The local stack is one broker, so the default "
+                      description="Create the requests, results, tokens and dead-letter topics, "
+                      "and the compacted control and control-status topics, that do not exist "
+                      "yet. The local stack is one broker, so the default "
                       "replication factor is 1; on `stack up --nodes 3` use 3 "
                       "(min.insync.replicas becomes 2).")
     create.add_argument("--replication-factor", type=int, default=None,
