@@ -24,6 +24,7 @@ from typing import Any
 
 from bench import (
     ceiling,
+    control_cost,
     delivery,
     latency,
     naive,
@@ -47,6 +48,7 @@ STAGES: dict[str, Callable[[Context], dict[str, Any]]] = {
     "ceiling": ceiling.run, "pipeline": pipeline.run, "overhead": overhead.run,
     "naive": naive.run, "latency": latency.run, "scaling": scaling.run, "sink": sink.run,
     "delivery": delivery.run, "tracing": tracing_cost.run,
+    "control": control_cost.run,
 }
 NOTES = [
     "Contenders run as separate processes (the real worker: WorkerEngine in the faust app under "

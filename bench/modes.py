@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ALL_STAGES = ("ceiling", "pipeline", "overhead", "naive", "latency", "scaling", "sink",
-              "delivery", "tracing")
+              "delivery", "tracing", "control")
 
 
 @dataclass(frozen=True)

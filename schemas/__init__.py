@@ -18,6 +18,8 @@ from typing import Any
 REQUEST_SUBJECT = "dev.streamserve.InferenceRequest"
 RESULT_SUBJECT = "dev.streamserve.InferenceResult"
 TOKEN_SUBJECT = "dev.streamserve.TokenChunk"
+CONTROL_SUBJECT = "dev.streamserve.ModelControl"
+STATUS_SUBJECT = "dev.streamserve.ControlStatus"
 
 
 @dataclass(frozen=True)

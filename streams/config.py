@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     results_topic: str = "inference.results"
     dlq_topic: str = "inference.dlq"
     tokens_topic: str = "inference.tokens"
+    # The fleet's control plane (streams/control): compacted, one partition, every worker
+    # reads all of it. Off only to measure what the control agent costs (bench).
+    control_topic: str = "inference.control"
+    control_status_topic: str = "inference.control.status"
+    control_enabled: bool = True
     topic_partitions: int = Field(default=4, ge=1, le=1024)
     topic_replication_factor: int = Field(default=1, ge=1, le=16)
 

@@ -32,6 +32,7 @@ class ContenderConfig:
     sink_dir: str | None = None  # ours only: write the request log to chDB under this dir
     variant: str = ""  # raw only: "pipelined" acknowledges and commits behind the next fetch
     delivery: str = "at_least_once"  # ours only: or "exactly_once"
+    control: bool = True  # ours only: the control plane's faust agent (off: bench's baseline)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

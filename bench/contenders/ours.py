@@ -32,7 +32,8 @@ def settings_for(config: ContenderConfig, data_dir: Path) -> Settings:
         torch_threads=config.torch_threads, web_port=config.web_port, data_dir=data_dir,
         log_level="WARNING", request_log=config.sink_dir is not None,
         registry_reload_s=0,  # the served model is built here, not read from the registry
-        delivery=config.delivery)  # type: ignore[arg-type]
+        delivery=config.delivery,  # type: ignore[arg-type]
+        control_enabled=config.control)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from streams.cli.log_setup import configure_logging
+from streams.cli.models import MODEL_COMMANDS, run_models
 from streams.cli.parser import build_parser
 from streams.config import Settings, load_settings
 from streams.errors import BrokerUnreachable, ConfigError, StreamserveError
@@ -73,10 +74,11 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.kafka.topics import describe_topics, ensure_topics, service_topics
+    from streams.kafka.topics import control_topics, describe_topics, ensure_topics, service_topics
 
-    specs = service_topics(settings, getattr(args, "replication_factor", None),
-                           getattr(args, "partitions", None))
+    replication = getattr(args, "replication_factor", None)
+    specs = (service_topics(settings, replication, getattr(args, "partitions", None))
+             + control_topics(settings, replication))
     if args.action == "topics create":
         created = asyncio.run(ensure_topics(settings, specs))
         print(f"created {created}" if created else "all topics already exist")
@@ -167,7 +169,7 @@ HANDLERS: dict[str, Handler] = {
     "stack up": _stack_up, "stack down": _stack_down, "stack status": _stack_status,
     "config": _config, "worker": _worker, "topics create": _topics, "topics describe": _topics,
     "send": _send, "tail": _tail, "stats": _stats, "up": _up, "plan": _plan, "demo": _demo,
-    "bench": _bench,
+    "bench": _bench, **{f"models {name}": run_models for name in MODEL_COMMANDS},
 }
 
 

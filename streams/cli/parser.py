@@ -11,6 +11,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from streams.cli.models import add_models_parser
+
 SOURCE_ROOT = Path(__file__).resolve().parents[2]  # streams/cli/parser.py -> the checkout
 _Subparsers = Any  # argparse's subparsers action has no public type
 
@@ -69,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
              "topic; one chDB path per worker (STREAMSERVE_DATA_DIR).")
     _topics(commands)
     _send(commands)
+    add_models_parser(commands, _command)
     tail = _command(commands, "tail", "follow the results topic",
                     "streamserve tail --from-beginning --limit 10")
     tail.add_argument("--limit", type=int, default=0, help="stop after N results (0 = never)")
@@ -138,8 +141,9 @@ def _topics(commands: _Subparsers) -> None:
     create = _command(topic_commands, "create", "create the missing service topics, then "
                       "describe them", "streamserve topics create --replication-factor 3",
                       action="topics create",
-                      description="Create the requests, results, tokens and dead-letter topics "
-                      "that do not exist yet. The local stack is one broker, so the default "
+                      description="Create the requests, results, tokens and dead-letter topics, "
+                      "and the compacted control and control-status topics, that do not exist "
+                      "yet. The local stack is one broker, so the default "
                       "replication factor is 1; on `stack up --nodes 3` use 3 "
                       "(min.insync.replicas becomes 2).")
     create.add_argument("--replication-factor", type=int, default=None,

@@ -48,6 +48,17 @@ def service_topics(settings: Settings, replication_factor: int | None = None,
     ]
 
 
+def control_topics(settings: Settings, replication_factor: int | None = None) -> list[TopicSpec]:
+    """The control plane's topics: commands keyed by model, reports keyed by worker/model.
+
+    Compacted, so the newest record per key is kept forever and a worker that starts later
+    reads the fleet's whole state; one partition, so commands apply in the order written."""
+    replication = replication_factor or settings.topic_replication_factor
+    compacted = {"cleanup.policy": "compact", "min.insync.replicas": str(min(2, replication))}
+    return [TopicSpec(name, 1, replication, compacted)
+            for name in (settings.control_topic, settings.control_status_topic)]
+
+
 async def ensure_topics(bootstrap_or_settings: str | Settings, specs: list[TopicSpec]) -> list[str]:
     """Create the topics that do not exist yet; returns the names created."""
     admin = await _started_admin(bootstrap_or_settings)
@@ -99,6 +110,14 @@ async def describe_topics(bootstrap_or_settings: str | Settings,
                         for p in sorted(t["partitions"], key=lambda p: p["partition"])]}
         for t in described
     ]
+
+
+async def partition_ids(bootstrap_or_settings: str | Settings, topic: str) -> list[int]:
+    """The partitions of `topic` ([] when it does not exist)."""
+    described = await describe_topics(bootstrap_or_settings, [topic])
+    if not described or described[0]["error_code"] != 0:
+        return []
+    return [p["partition"] for p in described[0]["partitions"]]
 
 
 async def _check_replication(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> None:

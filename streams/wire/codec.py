@@ -21,7 +21,14 @@ from typing import Any, cast
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from schemas import REQUEST_SUBJECT, RESULT_SUBJECT, TOKEN_SUBJECT, load_catalog
+from schemas import (
+    CONTROL_SUBJECT,
+    REQUEST_SUBJECT,
+    RESULT_SUBJECT,
+    STATUS_SUBJECT,
+    TOKEN_SUBJECT,
+    load_catalog,
+)
 from streams.errors import DecodeError, EncodeError
 from streams.wire.avro_writer import Unsupported, compile_writer
 
@@ -221,3 +228,11 @@ def result_codec(catalog: SchemaCatalog | None = None) -> RecordCodec:
 
 def token_codec(catalog: SchemaCatalog | None = None) -> RecordCodec:
     return RecordCodec(catalog or builtin_catalog(), TOKEN_SUBJECT)
+
+
+def control_codec(catalog: SchemaCatalog | None = None) -> RecordCodec:
+    return RecordCodec(catalog or builtin_catalog(), CONTROL_SUBJECT)
+
+
+def status_codec(catalog: SchemaCatalog | None = None) -> RecordCodec:
+    return RecordCodec(catalog or builtin_catalog(), STATUS_SUBJECT)

@@ -29,7 +29,14 @@ from typing import Any
 
 from fastavro.schema import SchemaParseException
 
-from schemas import REQUEST_SUBJECT, RESULT_SUBJECT, TOKEN_SUBJECT, CatalogEntry
+from schemas import (
+    CONTROL_SUBJECT,
+    REQUEST_SUBJECT,
+    RESULT_SUBJECT,
+    STATUS_SUBJECT,
+    TOKEN_SUBJECT,
+    CatalogEntry,
+)
 from streams.config import Settings
 from streams.errors import SchemaRegistryError
 from streams.wire.codec import (
@@ -62,10 +69,12 @@ def subject_name(strategy: str, topic: str, record_name: str) -> str:
 
 
 def subject_namer(settings: Settings) -> Callable[[CatalogEntry], str]:
-    """Registry subject of each shipped entry: requests, results and token chunks each on
-    their configured topic (results on reply topics share the results topic's subject)."""
+    """Registry subject of each shipped entry: requests, results, token chunks and the
+    control plane's records each on their configured topic (results on reply topics share
+    the results topic's subject)."""
     topics = {REQUEST_SUBJECT: settings.requests_topic, RESULT_SUBJECT: settings.results_topic,
-              TOKEN_SUBJECT: settings.tokens_topic}
+              TOKEN_SUBJECT: settings.tokens_topic, CONTROL_SUBJECT: settings.control_topic,
+              STATUS_SUBJECT: settings.control_status_topic}
     strategy = settings.schema_registry_subject_strategy
 
     def name(entry: CatalogEntry) -> str:

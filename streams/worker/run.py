@@ -16,9 +16,11 @@ from models.triton_guard import keep_triton_unloaded
 from streams.analytics.sink.batching import RequestLogSink
 from streams.analytics.sink.clickhouse import open_request_log_sink
 from streams.config import Settings
+from streams.kafka.options import security_options
 from streams.kafka.topics import ensure_topics, service_topics
 from streams.wire.registry_catalog import open_codecs
 from streams.worker.app import build_app, serve_with_app
+from streams.worker.control import CAUGHT_UP, attach_control, wait_caught_up
 from streams.worker.engine import WorkerEngine
 from streams.worker.health import Health
 from streams.worker.heap import settle_heap
@@ -47,28 +49,48 @@ async def serve(settings: Settings, options: EngineOptions, served: ServedModels
     engine = WorkerEngine(options, served, codecs.request, codecs.result, telemetry,
                           chunk_codec=codecs.token, health=health, schemas=schemas)
     telemetry.serving(served.names())
+    stopping = asyncio.Event()
+
+    def stop() -> None:
+        stopping.set()
+        engine.stop()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, engine.stop)
+        loop.add_signal_handler(sig, stop)
     def ready() -> dict[str, Any]:
+        now = engine.served  # after hot reloads and control records, not the start-up set
         return {**health.is_ready(), "worker_id": options.worker_id,
                 "partitions": sorted(tp.partition for tp in engine.assigned),
-                "models": [f"{m.name}:{m.version}" for m in served]}
+                "models": [f"{m.name}:{m.version}" for m in now],
+                "routing": {name: router.split for name, router in sorted(now.routers.items())},
+                "paused": sorted(now.paused)}
 
     app = build_app(f"streamserve-{options.worker_id}", settings.kafka_bootstrap_servers,
                     settings.web_host, settings.web_port, telemetry.metrics.render,
                     health.health_body, ready,
-                    datadir=settings.data_dir / "faust" / options.worker_id)
+                    datadir=settings.data_dir / "faust" / options.worker_id,
+                    kafka_options=security_options(settings) if settings.control_enabled
+                    else None)
     _progress(f"{options.worker_id} serving {[m.name for m in served]} from "
               f"{settings.requests_topic} (web on {settings.web_host}:{settings.web_port})")
     reloader = RegistryReloader(settings, engine, settings.registry_reload_s)
+    agent = (await attach_control(app, settings, engine, reloader, telemetry.metrics)
+             if settings.control_enabled else None)
 
     async def main() -> None:
+        if agent is not None and not await wait_caught_up(agent, stopping):
+            return  # stopped before the control topic was read: nothing was consumed
+        if agent is not None:
+            _progress(f"control: caught up on {settings.control_topic} "
+                      f"({agent.applied} applied, {agent.refused} refused)")
         watcher = (asyncio.create_task(reloader.run(), name="registry-reload")
                    if settings.registry_reload_s > 0 else None)
         try:
             await engine.run()
         finally:
+            if agent is not None:
+                await agent.withdraw()
             if watcher is not None:
                 watcher.cancel()
                 await asyncio.gather(watcher, return_exceptions=True)
@@ -90,7 +112,8 @@ def run_worker(settings: Settings) -> int:
     _progress(f"OpenMP wait policy: {prefer_passive_waiting()}")
     if keep_triton_unloaded(devices):
         logger.debug("every model runs on the CPU: triton is not loaded")
-    metrics = WorkerMetrics(Health(("models_loaded", "partitions_assigned")))
+    checks = ("models_loaded", "partitions_assigned")
+    metrics = WorkerMetrics(Health((*checks, CAUGHT_UP) if settings.control_enabled else checks))
     served = load_served_models(settings, progress=_progress, on_loaded=metrics.model_loaded)
     metrics.set_ready("models_loaded", True)
     options = EngineOptions.from_settings(settings, served.longest_batch_s())

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from models.base import ModelRunner
 from models.limits import FailurePolicy, RequestLimits
+from streams.errors import InvalidRequest
 from streams.policy.routing import VersionRouter
 from streams.protocol.requests import ModelLimits, unknown_model
 
@@ -37,10 +38,14 @@ class ServedModels:
 
     by_version: dict[tuple[str, str], ServedModel] = field(default_factory=dict)
     routers: dict[str, VersionRouter] = field(default_factory=dict)
+    # Names paused by the control plane: their requests are refused (a rejected result and a
+    # dead letter, replayable once resumed), their lanes stay loaded.
+    paused: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, models: Iterable[ServedModel]) -> ServedModels:
-        served = cls()
+    def of(cls, models: Iterable[ServedModel], paused: frozenset[str] = frozenset()
+           ) -> ServedModels:
+        served = cls(paused=paused)
         defaults: dict[str, str] = {}
         for model in models:
             served.by_version[model.key] = model
@@ -52,7 +57,11 @@ class ServedModels:
         return served
 
     def resolve(self, name: str, version: str | None, request_id: str = "") -> ServedModel:
-        """The model a request names; `InvalidRequest(unknown_model)` when not served."""
+        """The model a request names; `InvalidRequest(unknown_model)` when not served,
+        `InvalidRequest(model_paused)` while paused."""
+        if name in self.paused:
+            raise InvalidRequest("model_paused", f"model {name!r} is paused by the control "
+                                 "plane; its dead letters can be replayed once resumed")
         router = self.routers.get(name)
         chosen = version if version is not None else (router.pick(request_id) if router else None)
         model = self.by_version.get((name, chosen)) if chosen is not None else None

@@ -64,6 +64,8 @@ class WorkerProcess:
                "STREAMSERVE_RESULTS_TOPIC": self.settings.results_topic,
                "STREAMSERVE_DLQ_TOPIC": self.settings.dlq_topic,
                "STREAMSERVE_TOKENS_TOPIC": self.settings.tokens_topic,
+               "STREAMSERVE_CONTROL_TOPIC": self.settings.control_topic,
+               "STREAMSERVE_CONTROL_STATUS_TOPIC": self.settings.control_status_topic,
                "STREAMSERVE_CONSUMER_GROUP": self.settings.consumer_group,
                "STREAMSERVE_TOPIC_PARTITIONS": str(self.settings.topic_partitions),
                "STREAMSERVE_TOPIC_REPLICATION_FACTOR":

@@ -36,7 +36,7 @@ from streams.kafka.stack import LocalCluster
 from streams.kafka.stack.acls import grant, reply_topic_of, tenant_acls, worker_acls
 from streams.kafka.stack.jars import default_libs_dir
 from streams.kafka.stack.security import ScramUser, StackSecurity
-from streams.kafka.topics import TopicSpec, ensure_topics, service_topics
+from streams.kafka.topics import TopicSpec, control_topics, ensure_topics, service_topics
 from streams.wire.codec import request_codec, result_codec, token_codec
 from streams.worker.served import ServedModel, ServedModels
 from tests.integration.conftest import KAFKA_VERSION
@@ -83,14 +83,15 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureStack]:
 def _topics(suffix: str) -> dict[str, Any]:
     return {"requests_topic": f"req-{suffix}", "results_topic": f"res-{suffix}",
             "dlq_topic": f"dlq-{suffix}", "tokens_topic": f"tok-{suffix}",
-            "consumer_group": f"workers-{suffix}", "topic_partitions": 2, "max_wait_ms": 20.0}
+            "consumer_group": f"workers-{suffix}", "topic_partitions": 2, "max_wait_ms": 20.0,
+            "control_topic": f"ctl-{suffix}", "control_status_topic": f"ctls-{suffix}"}
 
 
 async def _prepare(secure: SecureStack, worker: Settings, tenants: list[str]) -> None:
     """As the admin: the service topics, one reply topic per tenant, and every grant."""
     admin = secure.settings("admin", **_topics("unused"))
     replies = [TopicSpec(reply_topic_of(worker, t), 1) for t in tenants]
-    await ensure_topics(admin, [*service_topics(worker), *replies])
+    await ensure_topics(admin, [*service_topics(worker), *control_topics(worker), *replies])
     acls = worker_acls(worker, "User:worker")
     for user, tenant in zip(("tenant-a", "tenant-b"), tenants, strict=False):
         acls += tenant_acls(worker, f"User:{user}", tenant)

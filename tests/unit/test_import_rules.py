@@ -59,10 +59,21 @@ def test_protocol_and_wire_do_not_reach_into_the_service() -> None:
         assert reached == [], rel(path)
 
 
-def test_only_the_worker_app_imports_faust() -> None:
+def test_only_the_worker_app_and_the_control_agent_import_faust() -> None:
     users = {rel(p) for p in modules("streams", "models")
              if roots(imports(p)) & {"faust", "mode"}}
-    assert users == {"streams/worker/app.py"}
+    assert users == {"streams/worker/app.py", "streams/control/agent.py"}
+
+
+def test_the_control_plane_stays_out_of_the_worker_and_the_heavy_frameworks() -> None:
+    # The worker hands the agent its hot-reload path; the control plane never reaches back.
+    banned = ("streams.worker", "streams.analytics", "streams.autoscale", "streams.cli")
+    for path in modules("streams/control"):
+        names = imports(path)
+        assert not [n for n in names if n.startswith(banned)], rel(path)
+        assert not roots(names) & {"torch", "transformers", "clickhouse_connect", "chdb"}, rel(path)
+    pure = imports(ROOT / "streams/control/state.py")
+    assert not roots(pure) & IO_FRAMEWORKS  # the rules a record must pass are pure
 
 
 def test_only_one_module_creates_prometheus_objects() -> None:
@@ -96,7 +107,7 @@ def test_every_package_says_what_it_owns_and_must_not_import() -> None:
         doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
         assert doc, f"{rel(init)} has no docstring"
     for package in ("wire", "protocol", "policy", "kafka", "analytics", "client", "worker",
-                    "tracing"):
+                    "tracing", "control"):
         doc = ast.get_docstring(ast.parse((ROOT / "streams" / package / "__init__.py")
                                           .read_text(encoding="utf-8"))) or ""
         assert "Must not import" in doc, package

@@ -6,7 +6,14 @@ import time
 
 import pytest
 
-from schemas import REQUEST_SUBJECT, RESULT_SUBJECT, TOKEN_SUBJECT, load_catalog
+from schemas import (
+    CONTROL_SUBJECT,
+    REQUEST_SUBJECT,
+    RESULT_SUBJECT,
+    STATUS_SUBJECT,
+    TOKEN_SUBJECT,
+    load_catalog,
+)
 from streams.config import Settings, load_settings
 from streams.errors import ConfigError
 from streams.kafka.stack.broker import free_port
@@ -30,10 +37,12 @@ def test_subject_names_follow_confluents_strategies() -> None:
 
 
 def test_each_record_is_named_after_its_own_topic() -> None:
-    name = subject_namer(Settings(requests_topic="q", results_topic="r", tokens_topic="t"))
+    name = subject_namer(Settings(requests_topic="q", results_topic="r", tokens_topic="t",
+                                  control_topic="c", control_status_topic="s"))
     by_record = {entry.subject: name(entry) for entry in load_catalog()}
     assert by_record == {REQUEST_SUBJECT: "q-value", RESULT_SUBJECT: "r-value",
-                         TOKEN_SUBJECT: "t-value"}
+                         TOKEN_SUBJECT: "t-value", CONTROL_SUBJECT: "c-value",
+                         STATUS_SUBJECT: "s-value"}
 
 
 def test_strategy_setting_is_validated() -> None:

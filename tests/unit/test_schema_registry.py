@@ -10,7 +10,14 @@ from typing import Any, ClassVar
 
 import pytest
 
-from schemas import REQUEST_SUBJECT, RESULT_SUBJECT, TOKEN_SUBJECT, load_catalog
+from schemas import (
+    CONTROL_SUBJECT,
+    REQUEST_SUBJECT,
+    RESULT_SUBJECT,
+    STATUS_SUBJECT,
+    TOKEN_SUBJECT,
+    load_catalog,
+)
 from streams.config import Settings
 from streams.errors import SchemaRegistryError
 from streams.wire.codec import RecordCodec, request_codec
@@ -74,7 +81,8 @@ def registry_url() -> Iterator[str]:
 def test_registers_shipped_schemas_and_decodes_with_registry_ids(registry_url: str) -> None:
     client = SchemaRegistryClient(registry_url)
     catalog = registry_catalog(client)
-    assert set(FakeRegistry.subjects) == {REQUEST_SUBJECT, RESULT_SUBJECT, TOKEN_SUBJECT}
+    assert set(FakeRegistry.subjects) == {REQUEST_SUBJECT, RESULT_SUBJECT, TOKEN_SUBJECT,
+                                          CONTROL_SUBJECT, STATUS_SUBJECT}
     codec = request_codec(catalog)
     assert codec.schema_id >= 1000
     record = {"request_id": "r", "model": "m", "task": "embed", "text": "t", "created_at": 1}

@@ -108,8 +108,13 @@ def test_worker_and_tenant_grants() -> None:
     for topic in (settings.results_topic, settings.tokens_topic, settings.dlq_topic):
         assert (Resource.TOPIC, topic, Pattern.LITERAL, Operation.WRITE) in worker
     assert (Resource.TOPIC, "inference.replies.", Pattern.PREFIXED, Operation.WRITE) in worker
-    assert not any(op == Operation.READ and name != settings.requests_topic
-                   and resource == Resource.TOPIC for resource, name, _, op in worker)
+    assert (Resource.TOPIC, settings.control_topic, Pattern.LITERAL, Operation.READ) in worker
+    assert (Resource.GROUP, "streamserve-", Pattern.PREFIXED, Operation.READ) in worker
+    assert (Resource.TOPIC, settings.control_status_topic, Pattern.LITERAL,
+            Operation.WRITE) in worker
+    assert not any(op == Operation.READ and resource == Resource.TOPIC
+                   and name not in {settings.requests_topic, settings.control_topic}
+                   for resource, name, _, op in worker)
 
     tenant = {(a.resource, a.name, a.pattern, a.operation)
               for a in tenant_acls(settings, "User:a", "a")}

@@ -68,10 +68,18 @@ def reply_prefix_of(settings: Settings) -> str:
     return settings.reply_topic_prefix
 
 
+# Each worker's faust app (the control agent) is its own consumer group, `streamserve-<id>`.
+CONTROL_GROUP_PREFIX = "streamserve-"
+
+
 def worker_acls(settings: Settings, principal: str) -> list[Acl]:
-    """Read requests in the worker group; write results, tokens, dead letters and replies."""
+    """Read requests in the worker group; write results, tokens, dead letters and replies;
+    read the control topic in its own group, write its reports on the control-status topic."""
     read, write = (Operation.READ, Operation.DESCRIBE), (Operation.WRITE, Operation.DESCRIBE)
     return [
+        *_grant(principal, Resource.TOPIC, settings.control_topic, read),
+        *_grant(principal, Resource.GROUP, CONTROL_GROUP_PREFIX, read, Pattern.PREFIXED),
+        *_grant(principal, Resource.TOPIC, settings.control_status_topic, write),
         *_grant(principal, Resource.TOPIC, settings.requests_topic, read),
         *_grant(principal, Resource.GROUP, settings.consumer_group, read),
         *(acl for topic in (settings.results_topic, settings.tokens_topic, settings.dlq_topic)
