@@ -138,12 +138,16 @@ class SlowAdmission(Admitted):
         self.sources.append(source)
 
 
-async def test_slow_admission_still_lets_heartbeats_run_between_records() -> None:
-    consumer, tracker = Consumer(), OffsetTracker[TopicPartition]()
-    admitted = SlowAdmission(block_s=0.03)
+def slow_rig() -> tuple[Fetcher, OffsetTracker[TopicPartition], SlowAdmission]:
+    tracker, admitted = OffsetTracker[TopicPartition](), SlowAdmission(block_s=0.03)
     options = EngineOptions("w", "req", "res", "dlq", "tok", 8, 1.0, 100)
-    fetcher = Fetcher(consumer, tracker, admitted, options,  # type: ignore[arg-type]
+    fetcher = Fetcher(Consumer(), tracker, admitted, options,  # type: ignore[arg-type]
                       NullObserver(), {TP})
+    return fetcher, tracker, admitted
+
+
+async def test_slow_admission_still_lets_heartbeats_run_between_records() -> None:
+    fetcher, tracker, admitted = slow_rig()
     generation = tracker.assign(TP)
     beats: list[float] = []
 
@@ -164,11 +168,7 @@ async def test_slow_admission_still_lets_heartbeats_run_between_records() -> Non
 
 
 async def test_a_revocation_during_a_yield_stops_taking_the_partition() -> None:
-    consumer, tracker = Consumer(), OffsetTracker[TopicPartition]()
-    admitted = SlowAdmission(block_s=0.03)
-    options = EngineOptions("w", "req", "res", "dlq", "tok", 8, 1.0, 100)
-    fetcher = Fetcher(consumer, tracker, admitted, options,  # type: ignore[arg-type]
-                      NullObserver(), {TP})
+    fetcher, tracker, admitted = slow_rig()
     generation = tracker.assign(TP)
 
     async def revoke_soon() -> None:
