@@ -108,7 +108,8 @@ class Settings(BaseSettings):
 
     # --- delivery (docs/guarantees.md) ---
     # exactly_once: results and dead letters of each input partition are committed together
-    # with its offset in one Kafka transaction, every `commit_interval_ms`; read_committed
+    # with its offset in one Kafka transaction, as soon as answers are ready (at the latest
+    # every `commit_interval_ms`); read_committed
     # readers see each answer once. at_least_once: answers as soon as they are ready, offsets
     # committed after, duplicates possible after a failure.
     delivery: Literal["at_least_once", "exactly_once"] = "at_least_once"
