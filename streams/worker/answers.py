@@ -34,7 +34,7 @@ class Answers:
             return
         sent = self._on_sent(result, job, batch_started, inference_started)
         await self._emitter.result(result, job.source, job.reply_topic, on_sent=sent,
-                                   headers=None if job.trace is None else job.trace.headers)
+                                   headers=job.trace_headers)
 
     async def dead_letter(self, result: dict[str, Any], job: Job,
                           error: BaseException | str) -> None:
@@ -43,7 +43,7 @@ class Answers:
             return
         sent = self._on_sent(result, job, None, None)
         await self._rejector.failed(result, job.source, job.reply_topic, error, sent,
-                                    None if job.trace is None else job.trace.headers)
+                                    job.trace_headers)
 
     def _on_sent(self, result: dict[str, Any], job: Job, batch_started: float | None,
                  inference_started: float | None) -> OnSent:
@@ -69,7 +69,7 @@ class Answers:
                             ) -> asyncio.Future[Any] | None:
         if not self._tracker.is_current(job.source.tp, job.source.generation):
             return None  # no chunk of a revoked partition leaves after its hand-over
-        return await self._emitter.chunk(chunk, None if job.trace is None else job.trace.headers)
+        return await self._emitter.chunk(chunk, job.trace_headers)
 
     def _current(self, job: Job, result: dict[str, Any]) -> bool:
         if self._tracker.is_current(job.source.tp, job.source.generation):

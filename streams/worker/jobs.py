@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from aiokafka import TopicPartition
 
+from streams.protocol.fit import Headers
 from streams.protocol.requests import WorkItem
 
 if TYPE_CHECKING:
@@ -41,6 +42,11 @@ class Job:
     deadline_ms: float | None = None
     reply_topic: str | None = None  # checked against the allow-list; None = results topic
     trace: RequestTrace | None = None  # its request span; None when tracing is off
+
+    @property
+    def trace_headers(self) -> Headers | None:
+        """The headers that carry its span's context on what it produces; None: tracing off."""
+        return None if self.trace is None else self.trace.headers
 
     @property
     def batch_key(self) -> str:
